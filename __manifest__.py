@@ -1,0 +1,16 @@
+{
+    "name": "Payment Dunning",
+    "summary": "Payment orders, overdue tracking and collection reminders by email and WhatsApp",
+    "version": "18.0.1.0.0",
+    "category": "Accounting/Accounting",
+    "author": "payment_dunning contributors",
+    "website": "https://github.com/payment-dunning/payment_dunning",
+    "license": "LGPL-3",
+    "depends": ["mail", "account", "phone_validation"],
+    "external_dependencies": {"python": ["phonenumbers"]},
+    "data": [],
+    "demo": [],
+    "assets": {},
+    "application": True,
+    "installable": True,
+}
