@@ -8,9 +8,20 @@
     "license": "LGPL-3",
     "depends": ["mail", "account", "phone_validation"],
     "external_dependencies": {"python": ["phonenumbers"]},
-    "data": [],
-    "demo": [],
-    "assets": {},
+    "data": [
+        "security/payment_dunning_security.xml",
+        "security/ir.model.access.csv",
+        "views/payment_order_views.xml",
+        "views/res_partner_views.xml",
+        "views/menus.xml",
+        "data/ir_cron_data.xml",
+    ],
+    "demo": ["demo/payment_dunning_demo.xml"],
+    "assets": {
+        "web.assets_backend": [
+            "payment_dunning/static/src/views/*",
+        ],
+    },
     "application": True,
     "installable": True,
 }

@@ -1,1 +1,3 @@
 from . import test_payment_order
+from . import test_res_partner
+from . import test_security

@@ -1,0 +1,428 @@
+import logging
+from datetime import datetime
+
+import pytz
+
+from odoo import _, api, fields, models
+from odoo.exceptions import UserError, ValidationError
+from odoo.tools import SQL
+
+_logger = logging.getLogger(__name__)
+
+OPEN_STATES = ("pending", "overdue")
+CLOSED_STATES = ("paid", "cancelled")
+
+
+def company_today(company):
+    """Today's date in the timezone of the company (its partner's tz), not the server's.
+
+    A customer in Lima is not overdue at 19:00 local time just because UTC has passed midnight.
+    """
+    tz_name = company.partner_id.tz or "UTC"
+    try:
+        tz = pytz.timezone(tz_name)
+    except pytz.UnknownTimeZoneError:
+        tz = pytz.utc
+    return datetime.now(tz).date()
+
+
+class PaymentOrder(models.Model):
+    _name = "payment.order"
+    _description = "Payment Order"
+    _inherit = ["mail.thread", "mail.activity.mixin"]
+    _order = "due_date desc, id desc"
+    _check_company_auto = True
+
+    # Once created, an order only moves through its states: what it charges never changes
+    # (spec 1: "cancel the order and create a new one").
+    _IMMUTABLE_FIELDS = (
+        "partner_id",
+        "company_id",
+        "due_date",
+        "concept",
+        "line_ids",
+        "payment_code",
+        "installment",
+        "origin",
+    )
+
+    name = fields.Char(
+        string="Reference", required=True, readonly=True, copy=False, default="/", index="trigram"
+    )
+    partner_id = fields.Many2one(
+        "res.partner",
+        string="Customer",
+        required=True,
+        index=True,
+        tracking=True,
+        check_company=True,
+        domain="[('parent_id', '=', False)]",
+    )
+    company_id = fields.Many2one(
+        "res.company", required=True, index=True, default=lambda self: self.env.company
+    )
+    currency_id = fields.Many2one(
+        related="company_id.currency_id", store=True, string="Currency", readonly=True
+    )
+    concept = fields.Char(help="What the customer is paying for; shown in the reminders.")
+    line_ids = fields.One2many("payment.order.line", "order_id", string="Lines", copy=True)
+    amount = fields.Monetary(
+        compute="_compute_amount", store=True, help="Sum of the order lines."
+    )
+    charges_amount = fields.Monetary(
+        string="Charges and Interest", default=0.0, tracking=True,
+        help="Late fees and interest added to the amount of the order.",
+    )
+    amount_total = fields.Monetary(
+        string="Total", compute="_compute_amount", store=True, help="Amount plus charges and interest."
+    )
+    balance = fields.Monetary(
+        string="Outstanding Balance",
+        readonly=True,
+        copy=False,
+        tracking=True,
+        help="What the customer still owes on this order. When it reaches zero the order is paid "
+        "and no more reminders are sent.",
+    )
+    due_date = fields.Date(required=True, index=True, tracking=True)
+    days_overdue = fields.Integer(
+        compute="_compute_days_overdue", help="Days since the due date, in the company's timezone."
+    )
+    state = fields.Selection(
+        [
+            ("pending", "Pending"),
+            ("overdue", "Overdue"),
+            ("paid", "Paid"),
+            ("cancelled", "Cancelled"),
+        ],
+        default="pending",
+        required=True,
+        readonly=True,
+        copy=False,
+        index=True,
+        tracking=True,
+    )
+    paid_date = fields.Date(readonly=True, copy=False, tracking=True)
+    payment_code = fields.Char(
+        index=True,
+        copy=False,
+        help="Identifies what is being collected: an account, loan, contract or invoice number.",
+    )
+    installment = fields.Integer(
+        default=1, copy=False, help="Installment number of this payment code."
+    )
+    origin = fields.Selection(
+        [
+            ("manual", "Manual"),
+            ("plan", "Service plan"),
+            ("invoice", "Invoice"),
+            ("import", "Import"),
+        ],
+        default="manual",
+        required=True,
+        readonly=True,
+        copy=False,
+    )
+    invoice_id = fields.Many2one(
+        "account.move", string="Invoice", readonly=True, copy=False, index="btree_not_null",
+        check_company=True,
+    )
+    notification_count = fields.Integer(
+        string="Notifications", readonly=True, copy=False, default=0,
+        help="How many reminders were sent for this order.",
+    )
+    last_notification_date = fields.Datetime(
+        string="Last Notification", readonly=True, copy=False
+    )
+    is_open = fields.Boolean(
+        compute="_compute_is_open", search="_search_is_open",
+        help="Pending or overdue: the customer still has to pay it.",
+    )
+
+    _sql_constraints = [
+        (
+            "payment_code_installment_uniq",
+            "UNIQUE(company_id, payment_code, installment)",
+            "This payment code already has an order for that installment in this company.",
+        ),
+        ("installment_positive", "CHECK(installment >= 1)", "The installment number starts at 1."),
+        ("balance_not_negative", "CHECK(balance >= 0)", "The outstanding balance cannot be negative."),
+        (
+            "charges_not_negative",
+            "CHECK(charges_amount >= 0)",
+            "Charges and interest cannot be negative.",
+        ),
+    ]
+
+    @api.depends("line_ids.amount", "charges_amount")
+    def _compute_amount(self):
+        for order in self:
+            order.amount = sum(order.line_ids.mapped("amount"))
+            order.amount_total = order.amount + order.charges_amount
+
+    @api.depends("due_date", "state", "company_id")
+    def _compute_days_overdue(self):
+        today_by_company = {}
+        for order in self:
+            if order.state not in OPEN_STATES or not order.due_date:
+                order.days_overdue = 0
+                continue
+            company = order.company_id or self.env.company
+            if company not in today_by_company:
+                today_by_company[company] = company_today(company)
+            order.days_overdue = max((today_by_company[company] - order.due_date).days, 0)
+
+    @api.depends("state")
+    def _compute_is_open(self):
+        for order in self:
+            order.is_open = order.state in OPEN_STATES
+
+    def _search_is_open(self, operator, value):
+        if operator not in ("=", "!="):
+            raise UserError(_("Unsupported search on 'open': %s", operator))
+        positive = (operator == "=") == bool(value)
+        return [("state", "in" if positive else "not in", OPEN_STATES)]
+
+    @api.constrains("line_ids")
+    def _check_has_lines(self):
+        for order in self:
+            if not order.line_ids:
+                raise ValidationError(
+                    _("Payment order %s needs at least one line with the amount to collect.", order.name)
+                )
+
+    @api.constrains("amount")
+    def _check_amount_positive(self):
+        for order in self:
+            if order.currency_id.compare_amounts(order.amount, 0.0) <= 0:
+                raise ValidationError(
+                    _("The amount of payment order %s must be greater than zero.", order.name)
+                )
+
+    # ------------------------------------------------------------------ create / write
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        sequences = {}
+        for vals in vals_list:
+            self._convert_single_amount(vals)
+            if vals.get("state", "pending") not in OPEN_STATES:
+                raise UserError(_("A payment order is created pending; pay or cancel it afterwards."))
+            if vals.get("name", "/") == "/":
+                company = self.env["res.company"].browse(vals.get("company_id")) or self.env.company
+                if company not in sequences:
+                    sequences[company] = self._reference_sequence(company)
+                vals["name"] = sequences[company].next_by_id()
+        orders = super(PaymentOrder, self.with_context(payment_order_creating=True)).create(vals_list)
+        orders._init_balance([order for order, vals in zip(orders, vals_list) if "balance" not in vals])
+        return orders.with_context(payment_order_creating=False)
+
+    def _init_balance(self, orders):
+        """A new order owes its whole total; set in one statement for bulk creations."""
+        if not orders:
+            return
+        orders = self.browse([order.id for order in orders])
+        orders.flush_recordset(["amount_total"])
+        self.env.cr.execute(
+            SQL("UPDATE payment_order SET balance = amount_total WHERE id IN %s", tuple(orders.ids))
+        )
+        orders.invalidate_recordset(["balance"])
+
+    @api.model
+    def _convert_single_amount(self, vals):
+        """Accept ``amount`` on create for the common one-line order (the "Amount" field of spec 1)."""
+        if "amount" not in vals:
+            return
+        amount = vals.pop("amount")
+        if vals.get("line_ids"):
+            raise UserError(_("Give either an amount or order lines, not both."))
+        vals["line_ids"] = [
+            fields.Command.create({"name": vals.get("concept") or _("Amount due"), "amount": amount})
+        ]
+
+    @api.model
+    def _reference_sequence(self, company):
+        """Each company numbers its own orders; its sequence is made on its first order."""
+        sequence = self.env["ir.sequence"].sudo().search(
+            [("code", "=", "payment.order"), ("company_id", "=", company.id)], limit=1
+        )
+        if not sequence:
+            sequence = self.env["ir.sequence"].sudo().create(
+                {
+                    "name": _("Payment orders of %s", company.name),
+                    "code": "payment.order",
+                    "company_id": company.id,
+                    "prefix": "OP/%(year)s/",
+                    "padding": 5,
+                }
+            )
+        return sequence
+
+    def write(self, vals):
+        self._check_immutable(vals)
+        if "state" in vals:
+            self._check_state_change(vals["state"])
+        if "balance" in vals and not vals.get("state"):
+            return self._write_balance(vals)
+        return super().write(vals)
+
+    def _check_immutable(self, vals):
+        if self.env.context.get("payment_order_creating"):
+            return
+        for order in self:
+            changed = [fname for fname in self._IMMUTABLE_FIELDS if fname in vals and order._differs(fname, vals[fname])]
+            if changed:
+                labels = ", ".join(self._fields[fname].get_description(self.env)["string"] for fname in changed)
+                raise UserError(
+                    _(
+                        "Payment order %(order)s cannot be edited (%(fields)s). "
+                        "Cancel it and create a new order with the correct information.",
+                        order=order.name,
+                        fields=labels,
+                    )
+                )
+
+    def _raise_lines_locked(self):
+        if self:
+            raise UserError(
+                _(
+                    "The lines of payment order %s cannot be changed. "
+                    "Cancel it and create a new order with the correct information.",
+                    self[0].name,
+                )
+            )
+
+    def _differs(self, fname, value):
+        field = self._fields[fname]
+        if field.type in ("one2many", "many2many"):
+            return bool(value)
+        new = field.convert_to_record(field.convert_to_cache(value, self), self)
+        return new != self[fname]
+
+    def _check_state_change(self, new_state):
+        for order in self:
+            if order.state == new_state:
+                continue
+            if order.state == "cancelled":
+                raise UserError(
+                    _("Payment order %s is cancelled, which is final. Create a new order instead.", order.name)
+                )
+            if order.state == "paid":
+                raise UserError(_("Payment order %s is already paid.", order.name))
+
+    def _write_balance(self, vals):
+        """A balance that reaches zero pays the order (spec 5: balance 0 stops the reminders)."""
+        settled = self.filtered(
+            lambda order: order.state in OPEN_STATES and order.currency_id.is_zero(vals["balance"])
+        )
+        result = super().write(vals)
+        if settled:
+            settled.action_pay()
+        return result
+
+    # ------------------------------------------------------------------ actions
+
+    def action_pay(self):
+        """Register the payment of the whole outstanding balance, dated today."""
+        for order in self:
+            if order.state not in OPEN_STATES:
+                raise UserError(
+                    _("Only pending or overdue orders can be paid; %(order)s is %(state)s.",
+                      order=order.name, state=order._state_label())
+                )
+        for company, orders in self.grouped("company_id").items():
+            super(PaymentOrder, orders).write(
+                {"state": "paid", "paid_date": company_today(company), "balance": 0.0}
+            )
+        return True
+
+    def action_cancel(self):
+        """Cancel for good: a cancelled order never comes back (spec 1)."""
+        for order in self:
+            if order.state not in OPEN_STATES:
+                raise UserError(
+                    _("Only pending or overdue orders can be cancelled; %(order)s is %(state)s.",
+                      order=order.name, state=order._state_label())
+                )
+        super(PaymentOrder, self).write({"state": "cancelled"})
+        return True
+
+    def _state_label(self):
+        return dict(self._fields["state"]._description_selection(self.env))[self.state]
+
+    @api.ondelete(at_uninstall=False)
+    def _unlink_only_cancelled(self):
+        for order in self:
+            if order.state != "cancelled":
+                raise UserError(
+                    _("Payment order %s cannot be deleted: cancel it instead, so its history is kept.", order.name)
+                )
+
+    def copy_data(self, default=None):
+        # a copy of a closed order starts over as a new pending order
+        vals_list = super().copy_data(default=default)
+        for vals in vals_list:
+            vals.pop("state", None)
+        return vals_list
+
+    # ------------------------------------------------------------------ scheduled jobs
+
+    @api.model
+    def _cron_mark_overdue(self):
+        """Pending orders whose due date has passed, in their company's timezone, become overdue.
+
+        One set-based UPDATE for every company at once: the ORM's per-record write and tracking
+        would not hold at hundreds of thousands of orders. Rows a concurrent run already holds
+        are skipped; it marks them itself.
+        """
+        companies = self.env["res.company"].sudo().search([])
+        if not companies:
+            return 0
+        self.env["payment.order"].flush_model(["state", "due_date", "company_id"])
+        today_by_company = SQL(", ").join(
+            SQL("(%s, %s::date)", company.id, company_today(company)) for company in companies
+        )
+        self.env.cr.execute(SQL(
+            """
+            UPDATE payment_order o
+               SET state = 'overdue', write_date = (now() AT TIME ZONE 'UTC'), write_uid = %(uid)s
+              FROM (VALUES %(today)s) AS c(company_id, today)
+             WHERE o.company_id = c.company_id
+               AND o.id IN (
+                   SELECT id FROM payment_order
+                    WHERE state = 'pending' AND due_date < c.today AND company_id = c.company_id
+                      FOR UPDATE SKIP LOCKED)
+            """,
+            uid=self.env.uid,
+            today=today_by_company,
+        ))
+        count = self.env.cr.rowcount
+        self.env["payment.order"].invalidate_model(["state", "write_date", "write_uid"])
+        _logger.info("Marked %d payment orders overdue", count)
+        return count
+
+    # ------------------------------------------------------------------ statistics
+
+    @api.model
+    def get_state_totals(self, domain=None):
+        """Totals per state and currency for the panel above the orders list (spec 1)."""
+        groups = self._read_group(
+            list(domain or []), ["state", "currency_id"], ["amount_total:sum", "__count"]
+        )
+        selection = dict(self._fields["state"]._description_selection(self.env))
+        totals = {
+            state: {"state": state, "label": label, "count": 0, "amounts": []}
+            for state, label in selection.items()
+        }
+        for state, currency, amount, count in groups:
+            totals[state]["count"] += count
+            totals[state]["amounts"].append(
+                {"currency_id": currency.id, "amount": amount, "formatted": currency.format(amount)}
+            )
+        zero_currency = self.env.company.currency_id
+        for total in totals.values():
+            if not total["amounts"]:
+                total["amounts"].append(
+                    {"currency_id": zero_currency.id, "amount": 0.0, "formatted": zero_currency.format(0.0)}
+                )
+        return list(totals.values())

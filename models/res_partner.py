@@ -1,0 +1,220 @@
+from odoo import _, api, fields, models
+from odoo.exceptions import UserError, ValidationError
+from odoo.tools import SQL, email_normalize
+
+DOCUMENT_TYPES = [
+    ("dni", "National ID (DNI)"),
+    ("ruc", "Tax ID (RUC)"),
+    ("ce", "Foreigner ID (CE)"),
+    ("passport", "Passport"),
+    ("other", "Other"),
+]
+
+
+class ResPartner(models.Model):
+    _inherit = "res.partner"
+
+    collection_contact_name = fields.Char(
+        string="Collection Contact",
+        help="Person who receives the payment reminders of this customer.",
+    )
+    collection_email = fields.Char(
+        help="Where payment reminders are emailed; separate from the customer's main email.",
+    )
+    collection_whatsapp = fields.Char(
+        string="WhatsApp Number",
+        help="Stored in international format (E.164), e.g. +51995955955. A number without "
+        "country code takes the country of the customer, else of the company.",
+    )
+    document_type = fields.Selection(DOCUMENT_TYPES, help="Kind of identification document.")
+    document_number = fields.Char(
+        index="btree_not_null",
+        help="Identifies the customer in imports and integrations (never the name: "
+        "two customers may share a name). Unique per company and document type.",
+    )
+    dunning_excluded = fields.Boolean(
+        string="Excluded from Automatic Reminders",
+        help="No automatic reminder or dunning message is sent to this customer. "
+        "Manual notifications are still possible.",
+    )
+    payment_order_ids = fields.One2many("payment.order", "partner_id", string="Payment Orders")
+    payment_order_count = fields.Integer(
+        compute="_compute_collection_totals", groups="payment_dunning.group_payment_dunning_user"
+    )
+    collection_currency_id = fields.Many2one(
+        "res.currency", compute="_compute_collection_totals",
+        groups="payment_dunning.group_payment_dunning_user",
+    )
+    collection_open_amount = fields.Monetary(
+        string="Open Balance", currency_field="collection_currency_id",
+        compute="_compute_collection_totals", groups="payment_dunning.group_payment_dunning_user",
+        help="Outstanding balance of pending and overdue orders in the current company.",
+    )
+    collection_overdue_amount = fields.Monetary(
+        string="Overdue Balance", currency_field="collection_currency_id",
+        compute="_compute_collection_totals", groups="payment_dunning.group_payment_dunning_user",
+        help="Outstanding balance of overdue orders in the current company.",
+    )
+
+    def init(self):
+        # A partner shared by all companies (no company) conflicts with every company.
+        self.env.cr.execute(SQL(
+            """
+            CREATE UNIQUE INDEX IF NOT EXISTS res_partner_document_company_uniq
+                ON res_partner (COALESCE(company_id, 0), document_type, document_number)
+             WHERE document_number IS NOT NULL
+            """
+        ))
+
+    def _compute_collection_totals(self):
+        company = self.env.company
+        counts = dict.fromkeys(self.ids, 0)
+        open_amounts = dict.fromkeys(self.ids, 0.0)
+        overdue_amounts = dict.fromkeys(self.ids, 0.0)
+        partners = self.filtered("id")
+        if partners:
+            groups = self.env["payment.order"]._read_group(
+                [("partner_id", "in", partners.ids), ("company_id", "=", company.id)],
+                ["partner_id", "state"],
+                ["balance:sum", "__count"],
+            )
+            for partner, state, balance, count in groups:
+                counts[partner.id] += count
+                if state in ("pending", "overdue"):
+                    open_amounts[partner.id] += balance
+                if state == "overdue":
+                    overdue_amounts[partner.id] += balance
+        for partner in self:
+            partner.collection_currency_id = company.currency_id
+            partner.payment_order_count = counts.get(partner.id, 0)
+            partner.collection_open_amount = open_amounts.get(partner.id, 0.0)
+            partner.collection_overdue_amount = overdue_amounts.get(partner.id, 0.0)
+
+    # ------------------------------------------------------------------ validation
+
+    @api.constrains("collection_email")
+    def _check_collection_email(self):
+        for partner in self:
+            if partner.collection_email and not email_normalize(partner.collection_email, strict=True):
+                raise ValidationError(
+                    _("The collection email %(email)s of %(partner)s is not a valid email address.",
+                      email=partner.collection_email, partner=partner.display_name)
+                )
+
+    @api.model
+    def _check_document_free(self, number, doc_type, company_id, exclude_ids=()):
+        """Refuse a document type + number another customer of the company already has.
+
+        Checked before writing, so the user gets this message rather than the unique index's.
+        A partner without company is shared by all companies and clashes with each of them.
+        """
+        if not number:
+            return
+        domain = [
+            ("document_number", "=", number),
+            ("document_type", "=", doc_type),
+            ("id", "not in", list(exclude_ids)),
+        ]
+        if company_id:
+            domain.append(("company_id", "in", [company_id, False]))
+        other = self.with_context(active_test=False).sudo().search(domain, limit=1)
+        if other:
+            label = dict(self._fields["document_type"]._description_selection(self.env)).get(doc_type)
+            raise ValidationError(
+                _(
+                    "The document %(type)s %(number)s is already used by %(other)s. "
+                    "A document number identifies one customer per company.",
+                    type=label or "",
+                    number=number,
+                    other=other.display_name,
+                )
+            )
+
+    # ------------------------------------------------------------------ WhatsApp number
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        for vals in vals_list:
+            self._strip_document_number(vals)
+            self._check_document_free(
+                vals.get("document_number"), vals.get("document_type"), vals.get("company_id")
+            )
+            if vals.get("collection_whatsapp"):
+                country = self._whatsapp_country(vals.get("country_id"), vals.get("company_id"))
+                vals["collection_whatsapp"] = self._normalize_whatsapp(vals["collection_whatsapp"], country)
+        return super().create(vals_list)
+
+    def write(self, vals):
+        self._strip_document_number(vals)
+        if {"document_number", "document_type", "company_id"} & set(vals):
+            for partner in self:
+                partner._check_document_free(
+                    vals.get("document_number", partner.document_number),
+                    vals.get("document_type", partner.document_type),
+                    vals.get("company_id", partner.company_id.id),
+                    exclude_ids=partner.ids,
+                )
+        if not vals.get("collection_whatsapp"):
+            return super().write(vals)
+        # the country of each partner decides how a local number is read
+        for partner in self:
+            country = self._whatsapp_country(
+                vals.get("country_id", partner.country_id.id), vals.get("company_id", partner.company_id.id)
+            )
+            number = self._normalize_whatsapp(vals["collection_whatsapp"], country)
+            super(ResPartner, partner).write(dict(vals, collection_whatsapp=number))
+        return True
+
+    @api.model
+    def _strip_document_number(self, vals):
+        if isinstance(vals.get("document_number"), str):
+            vals["document_number"] = vals["document_number"].strip() or False
+
+    @api.model
+    def _whatsapp_country(self, country_id, company_id):
+        if country_id:
+            return self.env["res.country"].browse(country_id)
+        company = self.env["res.company"].browse(company_id) if company_id else self.env.company
+        return company.country_id
+
+    @api.model
+    def _normalize_whatsapp(self, number, country):
+        """Return the number in E.164 (``+51995955955``) or raise a clear error."""
+        number = number.strip()
+        try:
+            formatted = self._phone_format(
+                number=number, country=country, force_format="E164", raise_exception=True
+            )
+        except UserError as error:
+            raise ValidationError(
+                _(
+                    "The WhatsApp number %(number)s is not valid: %(reason)s. Write it with its "
+                    "country code, e.g. +51995955955.",
+                    number=number,
+                    reason=error.args[0],
+                )
+            ) from error
+        if not formatted:
+            raise ValidationError(
+                _("The WhatsApp number %s is not valid. Write it with its country code, e.g. +51995955955.", number)
+            )
+        return formatted
+
+    @api.onchange("collection_whatsapp", "country_id")
+    def _onchange_collection_whatsapp(self):
+        if self.collection_whatsapp:
+            country = self.country_id or self.company_id.country_id or self.env.company.country_id
+            formatted = self._phone_format(
+                number=self.collection_whatsapp, country=country, force_format="E164"
+            )
+            if formatted:
+                self.collection_whatsapp = formatted
+
+    # ------------------------------------------------------------------ actions
+
+    def action_view_payment_orders(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id("payment_dunning.action_payment_order")
+        action["domain"] = [("partner_id", "child_of", self.commercial_partner_id.id)]
+        action["context"] = {"default_partner_id": self.commercial_partner_id.id}
+        return action

@@ -1,0 +1,72 @@
+import { Component, onWillStart, onWillUpdateProps, useState } from "@odoo/owl";
+import { registry } from "@web/core/registry";
+import { useService } from "@web/core/utils/hooks";
+import { listView } from "@web/views/list/list_view";
+import { ListRenderer } from "@web/views/list/list_renderer";
+
+const STATE_COLORS = {
+    paid: "success",
+    pending: "warning",
+    overdue: "danger",
+    cancelled: "secondary",
+};
+
+/**
+ * Totals per state (spec 1, "Panel de Estadísticas") of the orders matching the current search.
+ * Clicking a total shows only the orders of that state.
+ */
+export class PaymentOrderTotals extends Component {
+    static template = "payment_dunning.PaymentOrderTotals";
+    static props = { list: Object };
+
+    setup() {
+        this.orm = useService("orm");
+        this.state = useState({ totals: [] });
+        this.loadedKey = null;
+        onWillStart(() => this.load(this.props));
+        onWillUpdateProps((nextProps) => this.load(nextProps));
+    }
+
+    /** The list reloads after a search, a pay or a cancel: refresh only when what it shows changed. */
+    listKey(list) {
+        const states = list.records.map((record) => `${record.resId}:${record.data.state}`);
+        return JSON.stringify([list.domain, list.count, states]);
+    }
+
+    async load(props) {
+        const key = this.listKey(props.list);
+        if (key === this.loadedKey) {
+            return;
+        }
+        this.loadedKey = key;
+        this.state.totals = await this.orm.call("payment.order", "get_state_totals", [], {
+            domain: props.list.domain,
+        });
+    }
+
+    color(state) {
+        return STATE_COLORS[state] || "secondary";
+    }
+
+    filterState(state) {
+        const searchModel = this.env.searchModel;
+        const [item] = searchModel.getSearchItems((searchItem) => searchItem.name === state);
+        if (!item) {
+            return;
+        }
+        searchModel.query = [];
+        searchModel.toggleSearchItem(item.id);
+    }
+}
+
+export class PaymentOrderListRenderer extends ListRenderer {
+    static template = "payment_dunning.PaymentOrderListRenderer";
+    static components = { ...ListRenderer.components, PaymentOrderTotals };
+}
+
+export const paymentOrderListView = {
+    ...listView,
+    Renderer: PaymentOrderListRenderer,
+};
+
+registry.category("views").add("payment_order_list", paymentOrderListView);
