@@ -10,19 +10,20 @@ is installed, then alternately times the cron method and the raw UPDATE, resetti
 It commits its data and deletes it at the end.
 """
 
-import argparse
+import os
 import resource
 import statistics
 import sys
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from odoo_script import load_registry, script_arguments, superuser_env
+
 BENCH_TAG = "bench-mark-overdue"
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-c", "--config", required=True, help="Odoo configuration file")
-    parser.add_argument("-d", "--database", required=True)
+    parser = script_arguments(__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=200_000)
     parser.add_argument("--customers", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=3)
@@ -117,21 +118,17 @@ def cleanup(env):
 
 def main():
     args = parse_args()
-    import odoo  # noqa: PLC0415 - Odoo is configured from the command line first
-    from odoo import SUPERUSER_ID, api  # noqa: PLC0415
-
-    odoo.tools.config.parse_config(["-c", args.config, "-d", args.database, "--log-level=warn"])
-    registry = odoo.modules.registry.Registry(args.database)
-    with registry.cursor() as cr:
-        env = api.Environment(cr, SUPERUSER_ID, {})
+    with superuser_env(load_registry(args)) as env:
         cleanup(env)
         # the company day of the cron and CURRENT_DATE of the raw query must agree
         env.company.partner_id.tz = "UTC"
-        cr.commit()
+        env.cr.commit()
         started = time.perf_counter()
         seed(env, args.orders, args.customers)
-        print(f"seeded {args.orders} orders for {args.customers} customers "
-              f"in {time.perf_counter() - started:.1f}s")
+        print(
+            f"seeded {args.orders} orders for {args.customers} customers "
+            f"in {time.perf_counter() - started:.1f}s"
+        )
         cron_times, raw_times = [], []
         try:
             for _round in range(args.rounds):

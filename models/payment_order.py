@@ -3,7 +3,7 @@ from datetime import datetime
 
 import pytz
 
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
 from odoo.tools import SQL
 
@@ -66,11 +66,11 @@ class PaymentOrder(models.Model):
     )
     concept = fields.Char(help="What the customer is paying for; shown in the reminders.")
     line_ids = fields.One2many("payment.order.line", "order_id", string="Lines", copy=True)
-    amount = fields.Monetary(
-        compute="_compute_amount", store=True, help="Sum of the order lines."
-    )
+    amount = fields.Monetary(compute="_compute_amount", store=True, help="Sum of the order lines.")
     charges_amount = fields.Monetary(
-        string="Charges and Interest", default=0.0, tracking=True,
+        string="Charges and Interest",
+        default=0.0,
+        tracking=True,
         help="Late fees and interest added to the amount of the order.",
     )
     amount_total = fields.Monetary(
@@ -108,9 +108,7 @@ class PaymentOrder(models.Model):
         copy=False,
         help="Identifies what is being collected: an account, loan, contract or invoice number.",
     )
-    installment = fields.Integer(
-        default=1, copy=False, help="Installment number of this payment code."
-    )
+    installment = fields.Integer(default=1, copy=False, help="Installment number of this payment code.")
     origin = fields.Selection(
         [
             ("manual", "Manual"),
@@ -124,18 +122,23 @@ class PaymentOrder(models.Model):
         copy=False,
     )
     invoice_id = fields.Many2one(
-        "account.move", string="Invoice", readonly=True, copy=False, index="btree_not_null",
+        "account.move",
+        readonly=True,
+        copy=False,
+        index="btree_not_null",
         check_company=True,
     )
     notification_count = fields.Integer(
-        string="Notifications", readonly=True, copy=False, default=0,
+        string="Notifications",
+        readonly=True,
+        copy=False,
+        default=0,
         help="How many reminders were sent for this order.",
     )
-    last_notification_date = fields.Datetime(
-        string="Last Notification", readonly=True, copy=False
-    )
+    last_notification_date = fields.Datetime(string="Last Notification", readonly=True, copy=False)
     is_open = fields.Boolean(
-        compute="_compute_is_open", search="_search_is_open",
+        compute="_compute_is_open",
+        search="_search_is_open",
         help="Pending or overdue: the customer still has to pay it.",
     )
 
@@ -179,7 +182,7 @@ class PaymentOrder(models.Model):
 
     def _search_is_open(self, operator, value):
         if operator not in ("=", "!="):
-            raise UserError(_("Unsupported search on 'open': %s", operator))
+            raise UserError(self.env._("Unsupported search on 'open': %s", operator))
         positive = (operator == "=") == bool(value)
         return [("state", "in" if positive else "not in", OPEN_STATES)]
 
@@ -188,7 +191,9 @@ class PaymentOrder(models.Model):
         for order in self:
             if not order.line_ids:
                 raise ValidationError(
-                    _("Payment order %s needs at least one line with the amount to collect.", order.name)
+                    self.env._(
+                        "Payment order %s needs at least one line with the amount to collect.", order.name
+                    )
                 )
 
     @api.constrains("amount")
@@ -196,7 +201,7 @@ class PaymentOrder(models.Model):
         for order in self:
             if order.currency_id.compare_amounts(order.amount, 0.0) <= 0:
                 raise ValidationError(
-                    _("The amount of payment order %s must be greater than zero.", order.name)
+                    self.env._("The amount of payment order %s must be greater than zero.", order.name)
                 )
 
     # ------------------------------------------------------------------ create / write
@@ -207,14 +212,18 @@ class PaymentOrder(models.Model):
         for vals in vals_list:
             self._convert_single_amount(vals)
             if vals.get("state", "pending") not in OPEN_STATES:
-                raise UserError(_("A payment order is created pending; pay or cancel it afterwards."))
+                raise UserError(
+                    self.env._("A payment order is created pending; pay or cancel it afterwards.")
+                )
             if vals.get("name", "/") == "/":
                 company = self.env["res.company"].browse(vals.get("company_id")) or self.env.company
                 if company not in sequences:
                     sequences[company] = self._reference_sequence(company)
                 vals["name"] = sequences[company].next_by_id()
         orders = super(PaymentOrder, self.with_context(payment_order_creating=True)).create(vals_list)
-        orders._init_balance([order for order, vals in zip(orders, vals_list) if "balance" not in vals])
+        orders._init_balance(
+            [order for order, vals in zip(orders, vals_list, strict=True) if "balance" not in vals]
+        )
         return orders.with_context(payment_order_creating=False)
 
     def _init_balance(self, orders):
@@ -235,26 +244,32 @@ class PaymentOrder(models.Model):
             return
         amount = vals.pop("amount")
         if vals.get("line_ids"):
-            raise UserError(_("Give either an amount or order lines, not both."))
+            raise UserError(self.env._("Give either an amount or order lines, not both."))
         vals["line_ids"] = [
-            fields.Command.create({"name": vals.get("concept") or _("Amount due"), "amount": amount})
+            fields.Command.create({"name": vals.get("concept") or self.env._("Amount due"), "amount": amount})
         ]
 
     @api.model
     def _reference_sequence(self, company):
         """Each company numbers its own orders; its sequence is made on its first order."""
-        sequence = self.env["ir.sequence"].sudo().search(
-            [("code", "=", "payment.order"), ("company_id", "=", company.id)], limit=1
+        sequence = (
+            self.env["ir.sequence"]
+            .sudo()
+            .search([("code", "=", "payment.order"), ("company_id", "=", company.id)], limit=1)
         )
         if not sequence:
-            sequence = self.env["ir.sequence"].sudo().create(
-                {
-                    "name": _("Payment orders of %s", company.name),
-                    "code": "payment.order",
-                    "company_id": company.id,
-                    "prefix": "OP/%(year)s/",
-                    "padding": 5,
-                }
+            sequence = (
+                self.env["ir.sequence"]
+                .sudo()
+                .create(
+                    {
+                        "name": self.env._("Payment orders of %s", company.name),
+                        "code": "payment.order",
+                        "company_id": company.id,
+                        "prefix": "OP/%(year)s/",
+                        "padding": 5,
+                    }
+                )
             )
         return sequence
 
@@ -262,19 +277,27 @@ class PaymentOrder(models.Model):
         self._check_immutable(vals)
         if "state" in vals:
             self._check_state_change(vals["state"])
-        if "balance" in vals and not vals.get("state"):
-            return self._write_balance(vals)
-        return super().write(vals)
+        settled = self._settled_by(vals)
+        result = super().write(vals)
+        if settled:
+            settled.action_pay()
+        return result
 
     def _check_immutable(self, vals):
         if self.env.context.get("payment_order_creating"):
             return
         for order in self:
-            changed = [fname for fname in self._IMMUTABLE_FIELDS if fname in vals and order._differs(fname, vals[fname])]
+            changed = [
+                fname
+                for fname in self._IMMUTABLE_FIELDS
+                if fname in vals and order._differs(fname, vals[fname])
+            ]
             if changed:
-                labels = ", ".join(self._fields[fname].get_description(self.env)["string"] for fname in changed)
+                labels = ", ".join(
+                    self._fields[fname].get_description(self.env)["string"] for fname in changed
+                )
                 raise UserError(
-                    _(
+                    self.env._(
                         "Payment order %(order)s cannot be edited (%(fields)s). "
                         "Cancel it and create a new order with the correct information.",
                         order=order.name,
@@ -285,7 +308,7 @@ class PaymentOrder(models.Model):
     def _raise_lines_locked(self):
         if self:
             raise UserError(
-                _(
+                self.env._(
                     "The lines of payment order %s cannot be changed. "
                     "Cancel it and create a new order with the correct information.",
                     self[0].name,
@@ -305,20 +328,21 @@ class PaymentOrder(models.Model):
                 continue
             if order.state == "cancelled":
                 raise UserError(
-                    _("Payment order %s is cancelled, which is final. Create a new order instead.", order.name)
+                    self.env._(
+                        "Payment order %s is cancelled, which is final. Create a new order instead.",
+                        order.name,
+                    )
                 )
             if order.state == "paid":
-                raise UserError(_("Payment order %s is already paid.", order.name))
+                raise UserError(self.env._("Payment order %s is already paid.", order.name))
 
-    def _write_balance(self, vals):
-        """A balance that reaches zero pays the order (spec 5: balance 0 stops the reminders)."""
-        settled = self.filtered(
+    def _settled_by(self, vals):
+        """Orders that a new balance of zero pays (spec 5: a zero balance stops the reminders)."""
+        if "balance" not in vals or vals.get("state"):
+            return self.browse()
+        return self.filtered(
             lambda order: order.state in OPEN_STATES and order.currency_id.is_zero(vals["balance"])
         )
-        result = super().write(vals)
-        if settled:
-            settled.action_pay()
-        return result
 
     # ------------------------------------------------------------------ actions
 
@@ -327,13 +351,14 @@ class PaymentOrder(models.Model):
         for order in self:
             if order.state not in OPEN_STATES:
                 raise UserError(
-                    _("Only pending or overdue orders can be paid; %(order)s is %(state)s.",
-                      order=order.name, state=order._state_label())
+                    self.env._(
+                        "Only pending or overdue orders can be paid; %(order)s is %(state)s.",
+                        order=order.name,
+                        state=order._state_label(),
+                    )
                 )
         for company, orders in self.grouped("company_id").items():
-            super(PaymentOrder, orders).write(
-                {"state": "paid", "paid_date": company_today(company), "balance": 0.0}
-            )
+            orders.write({"state": "paid", "paid_date": company_today(company), "balance": 0.0})
         return True
 
     def action_cancel(self):
@@ -341,10 +366,13 @@ class PaymentOrder(models.Model):
         for order in self:
             if order.state not in OPEN_STATES:
                 raise UserError(
-                    _("Only pending or overdue orders can be cancelled; %(order)s is %(state)s.",
-                      order=order.name, state=order._state_label())
+                    self.env._(
+                        "Only pending or overdue orders can be cancelled; %(order)s is %(state)s.",
+                        order=order.name,
+                        state=order._state_label(),
+                    )
                 )
-        super(PaymentOrder, self).write({"state": "cancelled"})
+        self.write({"state": "cancelled"})
         return True
 
     def _state_label(self):
@@ -355,7 +383,10 @@ class PaymentOrder(models.Model):
         for order in self:
             if order.state != "cancelled":
                 raise UserError(
-                    _("Payment order %s cannot be deleted: cancel it instead, so its history is kept.", order.name)
+                    self.env._(
+                        "Payment order %s cannot be deleted: cancel it instead, so its history is kept.",
+                        order.name,
+                    )
                 )
 
     def copy_data(self, default=None):
@@ -375,15 +406,16 @@ class PaymentOrder(models.Model):
         would not hold at hundreds of thousands of orders. Rows a concurrent run already holds
         are skipped; it marks them itself.
         """
-        companies = self.env["res.company"].sudo().search([])
+        companies = self.env["res.company"].sudo().search([])  # pylint: disable=no-search-all
         if not companies:
             return 0
         self.env["payment.order"].flush_model(["state", "due_date", "company_id"])
         today_by_company = SQL(", ").join(
             SQL("(%s, %s::date)", company.id, company_today(company)) for company in companies
         )
-        self.env.cr.execute(SQL(
-            """
+        self.env.cr.execute(
+            SQL(
+                """
             UPDATE payment_order o
                SET state = 'overdue', write_date = (now() AT TIME ZONE 'UTC'), write_uid = %(uid)s
               FROM (VALUES %(today)s) AS c(company_id, today)
@@ -393,9 +425,10 @@ class PaymentOrder(models.Model):
                     WHERE state = 'pending' AND due_date < c.today AND company_id = c.company_id
                       FOR UPDATE SKIP LOCKED)
             """,
-            uid=self.env.uid,
-            today=today_by_company,
-        ))
+                uid=self.env.uid,
+                today=today_by_company,
+            )
+        )
         count = self.env.cr.rowcount
         self.env["payment.order"].invalidate_model(["state", "write_date", "write_uid"])
         _logger.info("Marked %d payment orders overdue", count)

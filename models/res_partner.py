@@ -1,4 +1,4 @@
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
 from odoo.tools import SQL, email_normalize
 
@@ -42,29 +42,36 @@ class ResPartner(models.Model):
         compute="_compute_collection_totals", groups="payment_dunning.group_payment_dunning_user"
     )
     collection_currency_id = fields.Many2one(
-        "res.currency", compute="_compute_collection_totals",
+        "res.currency",
+        compute="_compute_collection_totals",
         groups="payment_dunning.group_payment_dunning_user",
     )
     collection_open_amount = fields.Monetary(
-        string="Open Balance", currency_field="collection_currency_id",
-        compute="_compute_collection_totals", groups="payment_dunning.group_payment_dunning_user",
+        string="Open Balance",
+        currency_field="collection_currency_id",
+        compute="_compute_collection_totals",
+        groups="payment_dunning.group_payment_dunning_user",
         help="Outstanding balance of pending and overdue orders in the current company.",
     )
     collection_overdue_amount = fields.Monetary(
-        string="Overdue Balance", currency_field="collection_currency_id",
-        compute="_compute_collection_totals", groups="payment_dunning.group_payment_dunning_user",
+        string="Overdue Balance",
+        currency_field="collection_currency_id",
+        compute="_compute_collection_totals",
+        groups="payment_dunning.group_payment_dunning_user",
         help="Outstanding balance of overdue orders in the current company.",
     )
 
     def init(self):
         # A partner shared by all companies (no company) conflicts with every company.
-        self.env.cr.execute(SQL(
-            """
+        self.env.cr.execute(
+            SQL(
+                """
             CREATE UNIQUE INDEX IF NOT EXISTS res_partner_document_company_uniq
                 ON res_partner (COALESCE(company_id, 0), document_type, document_number)
              WHERE document_number IS NOT NULL
             """
-        ))
+            )
+        )
 
     def _compute_collection_totals(self):
         company = self.env.company
@@ -97,8 +104,11 @@ class ResPartner(models.Model):
         for partner in self:
             if partner.collection_email and not email_normalize(partner.collection_email, strict=True):
                 raise ValidationError(
-                    _("The collection email %(email)s of %(partner)s is not a valid email address.",
-                      email=partner.collection_email, partner=partner.display_name)
+                    self.env._(
+                        "The collection email %(email)s of %(partner)s is not a valid email address.",
+                        email=partner.collection_email,
+                        partner=partner.display_name,
+                    )
                 )
 
     @api.model
@@ -121,7 +131,7 @@ class ResPartner(models.Model):
         if other:
             label = dict(self._fields["document_type"]._description_selection(self.env)).get(doc_type)
             raise ValidationError(
-                _(
+                self.env._(
                     "The document %(type)s %(number)s is already used by %(other)s. "
                     "A document number identifies one customer per company.",
                     type=label or "",
@@ -187,7 +197,7 @@ class ResPartner(models.Model):
             )
         except UserError as error:
             raise ValidationError(
-                _(
+                self.env._(
                     "The WhatsApp number %(number)s is not valid: %(reason)s. Write it with its "
                     "country code, e.g. +51995955955.",
                     number=number,
@@ -196,7 +206,10 @@ class ResPartner(models.Model):
             ) from error
         if not formatted:
             raise ValidationError(
-                _("The WhatsApp number %s is not valid. Write it with its country code, e.g. +51995955955.", number)
+                self.env._(
+                    "The WhatsApp number %s is not valid. Write it with its country code, e.g. +51995955955.",
+                    number,
+                )
             )
         return formatted
 

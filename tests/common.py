@@ -11,31 +11,50 @@ class PaymentDunningCase(TransactionCase):
         cls.env = cls.env(context=dict(cls.env.context, tracking_disable=True))
         cls.country_pe = cls.env.ref("base.pe")
         cls.company = cls.env["res.company"].create(
-            {"name": "Cobranzas Lima", "country_id": cls.country_pe.id, "currency_id": cls.env.ref("base.PEN").id}
+            {
+                "name": "Cobranzas Lima",
+                "country_id": cls.country_pe.id,
+                "currency_id": cls.env.ref("base.PEN").id,
+            }
         )
         cls.company.partner_id.tz = "America/Lima"
         cls.company_2 = cls.env["res.company"].create(
-            {"name": "Collections Madrid", "country_id": cls.env.ref("base.es").id,
-             "currency_id": cls.env.ref("base.EUR").id}
+            {
+                "name": "Collections Madrid",
+                "country_id": cls.env.ref("base.es").id,
+                "currency_id": cls.env.ref("base.EUR").id,
+            }
         )
         cls.env.ref("base.PEN").active = True
         cls.env.ref("base.EUR").active = True
         companies = cls.company | cls.company_2
         cls.manager = new_test_user(
-            cls.env, "dunning_manager", groups="payment_dunning.group_payment_dunning_manager",
-            company_id=cls.company.id, company_ids=[Command.set(companies.ids)],
+            cls.env,
+            "dunning_manager",
+            groups="payment_dunning.group_payment_dunning_manager",
+            company_id=cls.company.id,
+            company_ids=[Command.set(companies.ids)],
         )
         cls.user = new_test_user(
-            cls.env, "dunning_user", groups="payment_dunning.group_payment_dunning_user",
-            company_id=cls.company.id, company_ids=[Command.set(cls.company.ids)],
+            cls.env,
+            "dunning_user",
+            groups="payment_dunning.group_payment_dunning_user",
+            company_id=cls.company.id,
+            company_ids=[Command.set(cls.company.ids)],
         )
         cls.user_company_2 = new_test_user(
-            cls.env, "dunning_user_2", groups="payment_dunning.group_payment_dunning_user",
-            company_id=cls.company_2.id, company_ids=[Command.set(cls.company_2.ids)],
+            cls.env,
+            "dunning_user_2",
+            groups="payment_dunning.group_payment_dunning_user",
+            company_id=cls.company_2.id,
+            company_ids=[Command.set(cls.company_2.ids)],
         )
         cls.internal_user = new_test_user(
-            cls.env, "plain_internal", groups="base.group_user",
-            company_id=cls.company.id, company_ids=[Command.set(cls.company.ids)],
+            cls.env,
+            "plain_internal",
+            groups="base.group_user",
+            company_id=cls.company.id,
+            company_ids=[Command.set(cls.company.ids)],
         )
         cls.env = cls.env(context=dict(cls.env.context, allowed_company_ids=[cls.company.id]))
         cls.customer = cls.env["res.partner"].create(
@@ -55,8 +74,10 @@ class PaymentDunningCase(TransactionCase):
 
     @classmethod
     def create_order(cls, amount=100.0, due_date="2026-11-30", partner=None, company=None, **values):
-        env = cls.env if company is None else cls.env(
-            context=dict(cls.env.context, allowed_company_ids=[company.id])
+        env = (
+            cls.env
+            if company is None
+            else cls.env(context=dict(cls.env.context, allowed_company_ids=[company.id]))
         )
         vals = {
             "partner_id": (partner or cls.customer).id,
@@ -70,5 +91,7 @@ class PaymentDunningCase(TransactionCase):
 
     @classmethod
     def lines(cls, *amounts):
-        return [Command.create({"name": f"Service {index}", "amount": amount})
-                for index, amount in enumerate(amounts, start=1)]
+        return [
+            Command.create({"name": f"Service {index}", "amount": amount})
+            for index, amount in enumerate(amounts, start=1)
+        ]

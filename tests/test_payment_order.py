@@ -22,12 +22,14 @@ class TestPaymentOrderLifecycle(PaymentDunningCase):
         self.assertEqual(order.currency_id, self.env.ref("base.PEN"))
 
     def test_amount_is_sum_of_lines_plus_charges(self):
-        order = self.env["payment.order"].create({
-            "partner_id": self.customer.id,
-            "due_date": "2026-12-01",
-            "line_ids": self.lines(250.0, 30.0),
-            "charges_amount": 12.5,
-        })
+        order = self.env["payment.order"].create(
+            {
+                "partner_id": self.customer.id,
+                "due_date": "2026-12-01",
+                "line_ids": self.lines(250.0, 30.0),
+                "charges_amount": 12.5,
+            }
+        )
         self.assertEqual(order.amount, 280.0)
         self.assertEqual(order.amount_total, 292.5)
         self.assertEqual(order.balance, 292.5)
@@ -36,9 +38,7 @@ class TestPaymentOrderLifecycle(PaymentDunningCase):
         with self.assertRaises(ValidationError):
             self.create_order(0.0)
         with self.assertRaises(ValidationError):
-            self.env["payment.order"].create(
-                {"partner_id": self.customer.id, "due_date": "2026-12-01"}
-            )
+            self.env["payment.order"].create({"partner_id": self.customer.id, "due_date": "2026-12-01"})
 
     @freeze_time("2026-03-10 15:00:00")
     def test_sequence_per_company(self):
@@ -180,8 +180,7 @@ class TestMarkOverdue(PaymentDunningCase):
         # Madrid (UTC+1) has reached the 23rd at 23:30 UTC, Lima has not
         self.company_2.partner_id.tz = "Europe/Madrid"
         lima = self.create_order(due_date="2026-11-22")
-        madrid = self.create_order(due_date="2026-11-22", company=self.company_2,
-                                   partner=self.customer_2)
+        madrid = self.create_order(due_date="2026-11-22", company=self.company_2, partner=self.customer_2)
         with freeze_time("2026-11-22 23:30:00"):
             self.env["payment.order"]._cron_mark_overdue()
         self.assertEqual(lima.state, "pending")

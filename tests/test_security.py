@@ -36,7 +36,8 @@ class TestAccessRights(PaymentDunningCase):
         visible = self.env["ir.ui.menu"].with_user(self.user)._visible_menu_ids()
         self.assertIn(menu.id, visible)
         self.assertNotIn(
-            self.env.ref("payment_dunning.menu_collections_configuration").id, visible,
+            self.env.ref("payment_dunning.menu_collections_configuration").id,
+            visible,
             "configuration is for managers",
         )
 
@@ -59,7 +60,9 @@ class TestAccessRights(PaymentDunningCase):
         self.assertNotIn(self.order_company_2.id, orders_1.search([]).ids)
 
     def test_manager_with_both_companies(self):
-        orders = self.env["payment.order"].with_user(self.manager).with_context(
-            allowed_company_ids=[self.company.id, self.company_2.id]
+        orders = (
+            self.env["payment.order"]
+            .with_user(self.manager)
+            .with_context(allowed_company_ids=[self.company.id, self.company_2.id])
         )
         self.assertEqual(set(orders.search([]).ids), {self.order.id, self.order_company_2.id})
