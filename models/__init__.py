@@ -1,1 +1,3 @@
-from . import payment_order, payment_order_line, res_partner
+from . import payment_order
+from . import payment_order_line
+from . import res_partner

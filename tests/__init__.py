@@ -1,1 +1,4 @@
-from . import test_payment_order, test_res_partner, test_security
+from . import test_payment_order
+from . import test_res_partner
+from . import test_security
+from . import test_i18n
