@@ -21,6 +21,9 @@
         "web.assets_backend": [
             "payment_dunning/static/src/views/*",
         ],
+        "web.assets_tests": [
+            "payment_dunning/static/tests/tours/*",
+        ],
     },
     "application": True,
 }

@@ -2,3 +2,4 @@ from . import test_payment_order
 from . import test_res_partner
 from . import test_security
 from . import test_i18n
+from . import test_ui
