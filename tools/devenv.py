@@ -4,6 +4,7 @@
     ./dev start   Odoo at http://localhost:8069 with the addon and demo data (database payment_dunning)
     ./dev test    the addon's whole test suite on a fresh database, then an install without demo data
     ./dev script  run a bench/ or race script against a fresh database with the addon installed
+    ./dev pot     regenerate i18n/payment_dunning.pot
     ./dev stop-db stop the private PostgreSQL cluster
 
 Only the standard library is used here: this runs before anything else is installed.
@@ -30,6 +31,7 @@ PG_BIN = "/usr/lib/postgresql/15/bin"
 ODOO_REQUIREMENTS_URL = "https://raw.githubusercontent.com/odoo/odoo/18.0/requirements.txt"
 ODOO_SOURCE_URL = "https://nightly.odoo.com/18.0/nightly/src/odoo_18.0.latest.tar.gz"
 IS_ROOT = os.geteuid() == 0
+BATCH_RUN = ["--stop-after-init", "--no-http"]
 INITDB_OPTIONS = ["--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"]
 # import name -> pip requirement, for the addon's and the test tooling's own needs
 PYTHON_DEPENDENCIES = {
@@ -434,23 +436,45 @@ def check_install_without_demo(logs, stamp):
     return []
 
 
-def cmd_script(args):
-    """Run a script of bench/ (or tests/) against a fresh database with the addon installed."""
-    prepare()
-    database = f"{MODULE}_script"
-    drop_database(database)
+def fresh_database(name):
+    """A new database with the addon installed, without demo data."""
+    drop_database(name)
     subprocess.run(
         odoo_command(
-            database, "-i", MODULE, "--without-demo=all", "--stop-after-init", "--no-http", "--log-level=warn"
+            name, "-i", MODULE, "--without-demo=all", "--stop-after-init", "--no-http", "--log-level=warn"
         ),
         check=True,
     )
+
+
+def cmd_script(args):
+    """Run a script of bench/ against a fresh database with the addon installed."""
+    prepare()
+    database = f"{MODULE}_script"
+    fresh_database(database)
     config = write_script_config(database)
     result = subprocess.run(
         [sys.executable, args.path, "-c", config, "-d", database, *args.script_args], check=False
     )
     drop_database(database)
     return result.returncode
+
+
+def cmd_pot(_args):
+    """Regenerate i18n/payment_dunning.pot from a fresh install."""
+    prepare()
+    database = f"{MODULE}_pot"
+    fresh_database(database)
+    pot = os.path.join(ROOT, "i18n", f"{MODULE}.pot")
+    subprocess.run(
+        odoo_command(
+            database, f"--i18n-export={pot}", f"--modules={MODULE}", "--stop-after-init", "--no-http"
+        ),
+        check=True,
+    )
+    drop_database(database)
+    say(f"wrote {pot}; translate the new terms in i18n/es.po")
+    return 0
 
 
 def cmd_stop_db(_args):
@@ -478,6 +502,8 @@ def main():
     script.add_argument("path")
     script.add_argument("script_args", nargs=argparse.REMAINDER)
     script.set_defaults(func=cmd_script)
+    pot = commands.add_parser("pot", help="regenerate the translation template")
+    pot.set_defaults(func=cmd_pot)
     stop_db = commands.add_parser("stop-db", help="stop the private PostgreSQL cluster")
     stop_db.set_defaults(func=cmd_stop_db)
     args = parser.parse_args()
