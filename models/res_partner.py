@@ -37,7 +37,12 @@ class ResPartner(models.Model):
         help="No automatic reminder or dunning message is sent to this customer. "
         "Manual notifications are still possible.",
     )
-    payment_order_ids = fields.One2many("payment.order", "partner_id", string="Payment Orders")
+    payment_order_ids = fields.One2many(
+        "payment.order",
+        "partner_id",
+        string="Payment Orders",
+        groups="payment_dunning.group_payment_dunning_user",
+    )
     payment_order_count = fields.Integer(
         compute="_compute_collection_totals", groups="payment_dunning.group_payment_dunning_user"
     )
