@@ -473,8 +473,24 @@ def cmd_pot(_args):
         check=True,
     )
     drop_database(database)
-    say(f"wrote {pot}; translate the new terms in i18n/es.po")
+    missing = merge_translation(pot, os.path.join(ROOT, "i18n", "es.po"))
+    say(f"wrote {pot} and merged it into i18n/es.po; {missing} term(s) to translate there")
     return 0
+
+
+def merge_translation(pot_path, po_path):
+    """Bring a .po file in line with the template, keeping its translations; returns the untranslated."""
+    import polib  # noqa: PLC0415 - one of Odoo's own requirements, installed by prepare()
+
+    translated = {}
+    if os.path.exists(po_path):
+        translated = {entry.msgid: entry.msgstr for entry in polib.pofile(po_path)}
+    po = polib.pofile(pot_path)
+    po.metadata.update({"Language": "es", "Plural-Forms": "nplurals=2; plural=(n != 1);"})
+    for entry in po:
+        entry.msgstr = translated.get(entry.msgid, "")
+    po.save(po_path)
+    return sum(1 for entry in po if not entry.msgstr)
 
 
 def cmd_stop_db(_args):
