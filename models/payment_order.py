@@ -148,6 +148,7 @@ class PaymentOrder(models.Model):
             "UNIQUE(company_id, payment_code, installment)",
             "This payment code already has an order for that installment in this company.",
         ),
+        ("name_company_uniq", "UNIQUE(company_id, name)", "Payment order references are unique per company."),
         ("installment_positive", "CHECK(installment >= 1)", "The installment number starts at 1."),
         ("balance_not_negative", "CHECK(balance >= 0)", "The outstanding balance cannot be negative."),
         (
@@ -221,21 +222,20 @@ class PaymentOrder(models.Model):
                     sequences[company] = self._reference_sequence(company)
                 vals["name"] = sequences[company].next_by_id()
         orders = super(PaymentOrder, self.with_context(payment_order_creating=True)).create(vals_list)
-        orders._init_balance(
-            [order for order, vals in zip(orders, vals_list, strict=True) if "balance" not in vals]
-        )
+        orders.browse(
+            order.id for order, vals in zip(orders, vals_list, strict=True) if "balance" not in vals
+        )._init_balance()
         return orders.with_context(payment_order_creating=False)
 
-    def _init_balance(self, orders):
+    def _init_balance(self):
         """A new order owes its whole total; set in one statement for bulk creations."""
-        if not orders:
+        if not self:
             return
-        orders = self.browse([order.id for order in orders])
-        orders.flush_recordset(["amount_total"])
+        self.flush_recordset(["amount_total"])
         self.env.cr.execute(
-            SQL("UPDATE payment_order SET balance = amount_total WHERE id IN %s", tuple(orders.ids))
+            SQL("UPDATE payment_order SET balance = amount_total WHERE id IN %s", tuple(self.ids))
         )
-        orders.invalidate_recordset(["balance"])
+        self.invalidate_recordset(["balance"])
 
     @api.model
     def _convert_single_amount(self, vals):
@@ -252,24 +252,20 @@ class PaymentOrder(models.Model):
     @api.model
     def _reference_sequence(self, company):
         """Each company numbers its own orders; its sequence is made on its first order."""
-        sequence = (
-            self.env["ir.sequence"]
-            .sudo()
-            .search([("code", "=", "payment.order"), ("company_id", "=", company.id)], limit=1)
-        )
+        sequences = self.env["ir.sequence"].sudo()
+        domain = [("code", "=", "payment.order"), ("company_id", "=", company.id)]
+        sequence = sequences.search(domain, limit=1)
         if not sequence:
-            sequence = (
-                self.env["ir.sequence"]
-                .sudo()
-                .create(
-                    {
-                        "name": self.env._("Payment orders of %s", company.name),
-                        "code": "payment.order",
-                        "company_id": company.id,
-                        "prefix": "OP/%(year)s/",
-                        "padding": 5,
-                    }
-                )
+            # two first orders at once must not make two sequences that both start at 1
+            self.env.cr.execute(SQL("SELECT id FROM res_company WHERE id = %s FOR NO KEY UPDATE", company.id))
+            sequence = sequences.search(domain, limit=1) or sequences.create(
+                {
+                    "name": self.env._("Payment orders of %s", company.name),
+                    "code": "payment.order",
+                    "company_id": company.id,
+                    "prefix": "OP/%(year)s/",
+                    "padding": 5,
+                }
             )
         return sequence
 
