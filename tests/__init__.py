@@ -3,3 +3,4 @@ from . import test_res_partner
 from . import test_security
 from . import test_i18n
 from . import test_ui
+from . import test_dunning_template

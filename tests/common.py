@@ -79,12 +79,9 @@ class PaymentDunningCase(TransactionCase):
             if company is None
             else cls.env(context=dict(cls.env.context, allowed_company_ids=[company.id]))
         )
-        vals = {
-            "partner_id": (partner or cls.customer).id,
-            "due_date": due_date,
-            "amount": amount,
-            **values,
-        }
+        vals = {"partner_id": (partner or cls.customer).id, "due_date": due_date, **values}
+        if "line_ids" not in values:
+            vals["amount"] = amount
         if company:
             vals["company_id"] = company.id
         return env["payment.order"].create(vals)
