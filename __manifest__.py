@@ -14,6 +14,7 @@
         "views/payment_order_views.xml",
         "views/res_partner_views.xml",
         "views/dunning_template_views.xml",
+        "views/qrapi_connector_views.xml",
         "views/menus.xml",
         "data/dunning_template_data.xml",
         "data/ir_cron_data.xml",

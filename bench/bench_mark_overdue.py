@@ -125,10 +125,7 @@ def main():
         env.cr.commit()
         started = time.perf_counter()
         seed(env, args.orders, args.customers)
-        print(
-            f"seeded {args.orders} orders for {args.customers} customers "
-            f"in {time.perf_counter() - started:.1f}s"
-        )
+        print(f"seeded {args.orders} orders for {args.customers} customers in {time.perf_counter() - started:.1f}s")
         cron_times, raw_times = [], []
         try:
             for _round in range(args.rounds):

@@ -51,16 +51,13 @@ def main():
         env.cr.commit()
         seed(env, args.orders, max(args.orders // 10, 1))
         env.cr.execute(
-            "SELECT count(*) FROM payment_order WHERE concept = %s AND state = 'pending' "
-            "AND due_date < CURRENT_DATE",
+            "SELECT count(*) FROM payment_order WHERE concept = %s AND state = 'pending' AND due_date < CURRENT_DATE",
             (BENCH_TAG,),
         )
         eligible = env.cr.fetchone()[0]
     barrier = threading.Barrier(2)
     results = {}
-    threads = [
-        threading.Thread(target=worker, args=(registry, barrier, results, name)) for name in ("A", "B")
-    ]
+    threads = [threading.Thread(target=worker, args=(registry, barrier, results, name)) for name in ("A", "B")]
     for thread in threads:
         thread.start()
     for thread in threads:

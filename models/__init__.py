@@ -2,3 +2,4 @@ from . import payment_order
 from . import payment_order_line
 from . import res_partner
 from . import dunning_template
+from . import qrapi_connector

@@ -32,9 +32,7 @@ class DunningTemplate(models.Model):
     name = fields.Char(required=True, translate=True)
     sequence = fields.Integer(default=10)
     active = fields.Boolean(default=True)
-    company_id = fields.Many2one(
-        "res.company", index=True, help="Leave empty to use the template in every company."
-    )
+    company_id = fields.Many2one("res.company", index=True, help="Leave empty to use the template in every company.")
     is_default = fields.Boolean(
         string="Default",
         help="Used by Notify, Create and notify, and the orders generated from service plans.",
@@ -68,19 +66,18 @@ class DunningTemplate(models.Model):
 
     def _variables(self):
         """Variable name -> (description, value for the orders of one customer)."""
-        _ = self.env._
         return {
-            "@variable_nombre": (_("Customer name"), self._value_customer_name),
-            "@variable_plan": (_("Plans or services billed"), self._value_plans),
-            "@variable_precios": (_("Amount of the order(s)"), self._value_amount),
-            "@variable_fecha_vencimiento": (_("Due date"), self._value_due_date),
-            "@variable_concepto": (_("Concept of the order(s)"), self._value_concept),
-            "@variable_orden": (_("Order reference(s)"), self._value_references),
-            "@variable_saldo": (_("Outstanding balance"), self._value_balance),
-            "@variable_dias_vencido": (_("Days past the due date"), self._value_days_overdue),
-            "@variable_empresa": (_("Your company's name"), self._value_company),
+            "@variable_nombre": (self.env._("Customer name"), self._value_customer_name),
+            "@variable_plan": (self.env._("Plans or services billed"), self._value_plans),
+            "@variable_precios": (self.env._("Amount of the order(s)"), self._value_amount),
+            "@variable_fecha_vencimiento": (self.env._("Due date"), self._value_due_date),
+            "@variable_concepto": (self.env._("Concept of the order(s)"), self._value_concept),
+            "@variable_orden": (self.env._("Order reference(s)"), self._value_references),
+            "@variable_saldo": (self.env._("Outstanding balance"), self._value_balance),
+            "@variable_dias_vencido": (self.env._("Days past the due date"), self._value_days_overdue),
+            "@variable_empresa": (self.env._("Your company's name"), self._value_company),
             "@variable_detalle": (
-                _("One line per order: reference, concept, due date, balance"),
+                self.env._("One line per order: reference, concept, due date, balance"),
                 self._value_detail,
             ),
         }
@@ -95,15 +92,12 @@ class DunningTemplate(models.Model):
     def _check_variables(self):
         known = self._variables()
         for template in self:
-            used = set(VARIABLE_RE.findall(template.body or "")) | set(
-                VARIABLE_RE.findall(template.subject or "")
-            )
+            used = set(VARIABLE_RE.findall(template.body or "")) | set(VARIABLE_RE.findall(template.subject or ""))
             unknown = sorted(used - set(known))
             if unknown:
                 raise ValidationError(
                     self.env._(
-                        "Unknown variable(s) in template %(template)s: %(unknown)s. "
-                        "Valid variables: %(valid)s.",
+                        "Unknown variable(s) in template %(template)s: %(unknown)s. Valid variables: %(valid)s.",
                         template=template.name,
                         unknown=", ".join(unknown),
                         valid=", ".join(known),

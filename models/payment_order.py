@@ -46,9 +46,7 @@ class PaymentOrder(models.Model):
         "origin",
     )
 
-    name = fields.Char(
-        string="Reference", required=True, readonly=True, copy=False, default="/", index="trigram"
-    )
+    name = fields.Char(string="Reference", required=True, readonly=True, copy=False, default="/", index="trigram")
     partner_id = fields.Many2one(
         "res.partner",
         string="Customer",
@@ -58,12 +56,8 @@ class PaymentOrder(models.Model):
         check_company=True,
         domain="[('parent_id', '=', False)]",
     )
-    company_id = fields.Many2one(
-        "res.company", required=True, index=True, default=lambda self: self.env.company
-    )
-    currency_id = fields.Many2one(
-        related="company_id.currency_id", store=True, string="Currency", readonly=True
-    )
+    company_id = fields.Many2one("res.company", required=True, index=True, default=lambda self: self.env.company)
+    currency_id = fields.Many2one(related="company_id.currency_id", store=True, string="Currency", readonly=True)
     concept = fields.Char(help="What the customer is paying for; shown in the reminders.")
     line_ids = fields.One2many("payment.order.line", "order_id", string="Lines", copy=True)
     amount = fields.Monetary(compute="_compute_amount", store=True, help="Sum of the order lines.")
@@ -192,9 +186,7 @@ class PaymentOrder(models.Model):
         for order in self:
             if not order.line_ids:
                 raise ValidationError(
-                    self.env._(
-                        "Payment order %s needs at least one line with the amount to collect.", order.name
-                    )
+                    self.env._("Payment order %s needs at least one line with the amount to collect.", order.name)
                 )
 
     @api.constrains("amount")
@@ -213,9 +205,7 @@ class PaymentOrder(models.Model):
         for vals in vals_list:
             self._convert_single_amount(vals)
             if vals.get("state", "pending") not in OPEN_STATES:
-                raise UserError(
-                    self.env._("A payment order is created pending; pay or cancel it afterwards.")
-                )
+                raise UserError(self.env._("A payment order is created pending; pay or cancel it afterwards."))
             if vals.get("name", "/") == "/":
                 company = self.env["res.company"].browse(vals.get("company_id")) or self.env.company
                 if company not in sequences:
@@ -232,9 +222,7 @@ class PaymentOrder(models.Model):
         if not self:
             return
         self.flush_recordset(["amount_total"])
-        self.env.cr.execute(
-            SQL("UPDATE payment_order SET balance = amount_total WHERE id IN %s", tuple(self.ids))
-        )
+        self.env.cr.execute(SQL("UPDATE payment_order SET balance = amount_total WHERE id IN %s", tuple(self.ids)))
         self.invalidate_recordset(["balance"])
 
     @api.model
@@ -284,14 +272,10 @@ class PaymentOrder(models.Model):
             return
         for order in self:
             changed = [
-                fname
-                for fname in self._IMMUTABLE_FIELDS
-                if fname in vals and order._differs(fname, vals[fname])
+                fname for fname in self._IMMUTABLE_FIELDS if fname in vals and order._differs(fname, vals[fname])
             ]
             if changed:
-                labels = ", ".join(
-                    self._fields[fname].get_description(self.env)["string"] for fname in changed
-                )
+                labels = ", ".join(self._fields[fname].get_description(self.env)["string"] for fname in changed)
                 raise UserError(
                     self.env._(
                         "Payment order %(order)s cannot be edited (%(fields)s). "
@@ -336,9 +320,7 @@ class PaymentOrder(models.Model):
         """Orders that a new balance of zero pays (spec 5: a zero balance stops the reminders)."""
         if "balance" not in vals or vals.get("state"):
             return self.browse()
-        return self.filtered(
-            lambda order: order.state in OPEN_STATES and order.currency_id.is_zero(vals["balance"])
-        )
+        return self.filtered(lambda order: order.state in OPEN_STATES and order.currency_id.is_zero(vals["balance"]))
 
     # ------------------------------------------------------------------ actions
 
@@ -435,13 +417,10 @@ class PaymentOrder(models.Model):
     @api.model
     def get_state_totals(self, domain=None):
         """Totals per state and currency for the panel above the orders list (spec 1)."""
-        groups = self._read_group(
-            list(domain or []), ["state", "currency_id"], ["amount_total:sum", "__count"]
-        )
+        groups = self._read_group(list(domain or []), ["state", "currency_id"], ["amount_total:sum", "__count"])
         selection = dict(self._fields["state"]._description_selection(self.env))
         totals = {
-            state: {"state": state, "label": label, "count": 0, "amounts": []}
-            for state, label in selection.items()
+            state: {"state": state, "label": label, "count": 0, "amounts": []} for state, label in selection.items()
         }
         for state, currency, amount, count in groups:
             totals[state]["count"] += count

@@ -6,9 +6,7 @@ class PaymentOrderLine(models.Model):
     _description = "Payment Order Line"
     _order = "order_id, sequence, id"
 
-    order_id = fields.Many2one(
-        "payment.order", string="Payment Order", required=True, ondelete="cascade", index=True
-    )
+    order_id = fields.Many2one("payment.order", string="Payment Order", required=True, ondelete="cascade", index=True)
     sequence = fields.Integer(default=10)
     name = fields.Char(string="Description", required=True)
     amount = fields.Monetary(required=True)

@@ -151,9 +151,7 @@ class ResPartner(models.Model):
     def create(self, vals_list):
         for vals in vals_list:
             self._strip_document_number(vals)
-            self._check_document_free(
-                vals.get("document_number"), vals.get("document_type"), vals.get("company_id")
-            )
+            self._check_document_free(vals.get("document_number"), vals.get("document_type"), vals.get("company_id"))
             if vals.get("collection_whatsapp"):
                 country = self._whatsapp_country(vals.get("country_id"), vals.get("company_id"))
                 vals["collection_whatsapp"] = self._normalize_whatsapp(vals["collection_whatsapp"], country)
@@ -197,9 +195,7 @@ class ResPartner(models.Model):
         """Return the number in E.164 (``+51995955955``) or raise a clear error."""
         number = number.strip()
         try:
-            formatted = self._phone_format(
-                number=number, country=country, force_format="E164", raise_exception=True
-            )
+            formatted = self._phone_format(number=number, country=country, force_format="E164", raise_exception=True)
         except UserError as error:
             raise ValidationError(
                 self.env._(
@@ -222,9 +218,7 @@ class ResPartner(models.Model):
     def _onchange_collection_whatsapp(self):
         if self.collection_whatsapp:
             country = self.country_id or self.company_id.country_id or self.env.company.country_id
-            formatted = self._phone_format(
-                number=self.collection_whatsapp, country=country, force_format="E164"
-            )
+            formatted = self._phone_format(number=self.collection_whatsapp, country=country, force_format="E164")
             if formatted:
                 self.collection_whatsapp = formatted
 

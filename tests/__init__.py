@@ -4,3 +4,4 @@ from . import test_security
 from . import test_i18n
 from . import test_ui
 from . import test_dunning_template
+from . import test_qrapi_connector

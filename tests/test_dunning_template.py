@@ -15,9 +15,7 @@ class TestDunningTemplate(PaymentDunningCase):
         super().setUpClass()
         cls.env["res.lang"]._activate_lang("es_PE")
         cls.customer.lang = "es_PE"
-        cls.template = cls.env["dunning.template"].create(
-            {"name": "Test", "body": "x", "company_id": cls.company.id}
-        )
+        cls.template = cls.env["dunning.template"].create({"name": "Test", "body": "x", "company_id": cls.company.id})
 
     def render(self, body, orders):
         self.template.body = body

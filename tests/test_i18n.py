@@ -18,15 +18,11 @@ class TestSpanishTranslation(TransactionCase):
         po_path = os.path.join(get_module_path("payment_dunning"), "i18n", "es.po")
         translated = {entry.msgid for entry in polib.pofile(po_path) if entry.msgstr and not entry.fuzzy}
         missing = sorted(terms - translated)
-        self.assertFalse(
-            missing, f"{len(missing)} terms lack a Spanish translation in i18n/es.po: {missing[:20]}"
-        )
+        self.assertFalse(missing, f"{len(missing)} terms lack a Spanish translation in i18n/es.po: {missing[:20]}")
 
     def test_spanish_user_sees_spanish_labels(self):
         self.env["res.lang"]._activate_lang("es_ES")
-        self.env["ir.module.module"].search([("name", "=", "payment_dunning")])._update_translations(
-            ["es_ES"]
-        )
+        self.env["ir.module.module"].search([("name", "=", "payment_dunning")])._update_translations(["es_ES"])
         Order = self.env["payment.order"].with_context(lang="es_ES")
         states = dict(Order._fields["state"]._description_selection(Order.env))
         self.assertEqual(states["overdue"], "Vencido")

@@ -11,9 +11,7 @@ class TestCollectionContact(PaymentDunningCase):
 
     def test_local_number_takes_partner_country(self):
         self.assertEqual(self.customer.collection_whatsapp, "+51995955955")
-        partner = self.new_partner(
-            country_id=self.env.ref("base.us").id, collection_whatsapp="(415) 555-0132"
-        )
+        partner = self.new_partner(country_id=self.env.ref("base.us").id, collection_whatsapp="(415) 555-0132")
         self.assertEqual(partner.collection_whatsapp, "+14155550132")
         partner = self.new_partner(country_id=self.env.ref("base.be").id, collection_whatsapp="0470 12 34 56")
         self.assertEqual(partner.collection_whatsapp, "+32470123456")

@@ -4,9 +4,7 @@ from odoo.tests import HttpCase, new_test_user, tagged
 @tagged("post_install", "-at_install")
 class TestPaymentOrderUi(HttpCase):
     def test_create_pay_and_filter_in_the_browser(self):
-        new_test_user(
-            self.env, "collector", groups="base.group_user,payment_dunning.group_payment_dunning_user"
-        )
+        new_test_user(self.env, "collector", groups="base.group_user,payment_dunning.group_payment_dunning_user")
         self.env["res.partner"].create({"name": "Tour Customer", "is_company": True})
         self.start_tour(
             "/odoo/action-payment_dunning.action_payment_order",

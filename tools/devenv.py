@@ -340,9 +340,7 @@ def run_logged(cmd, log_path, echo):
     showing = False
     with (
         open(log_path, "w", encoding="utf-8") as log,
-        subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
-        ) as process,
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace") as process,
     ):
         for line in process.stdout:
             log.write(line)
@@ -440,9 +438,7 @@ def fresh_database(name):
     """A new database with the addon installed, without demo data."""
     drop_database(name)
     subprocess.run(
-        odoo_command(
-            name, "-i", MODULE, "--without-demo=all", "--stop-after-init", "--no-http", "--log-level=warn"
-        ),
+        odoo_command(name, "-i", MODULE, "--without-demo=all", "--stop-after-init", "--no-http", "--log-level=warn"),
         check=True,
     )
 
@@ -453,9 +449,7 @@ def cmd_script(args):
     database = f"{MODULE}_script"
     fresh_database(database)
     config = write_script_config(database)
-    result = subprocess.run(
-        [sys.executable, args.path, "-c", config, "-d", database, *args.script_args], check=False
-    )
+    result = subprocess.run([sys.executable, args.path, "-c", config, "-d", database, *args.script_args], check=False)
     drop_database(database)
     return result.returncode
 
@@ -467,9 +461,7 @@ def cmd_pot(_args):
     fresh_database(database)
     pot = os.path.join(ROOT, "i18n", f"{MODULE}.pot")
     subprocess.run(
-        odoo_command(
-            database, f"--i18n-export={pot}", f"--modules={MODULE}", "--stop-after-init", "--no-http"
-        ),
+        odoo_command(database, f"--i18n-export={pot}", f"--modules={MODULE}", "--stop-after-init", "--no-http"),
         check=True,
     )
     drop_database(database)
