@@ -3,3 +3,4 @@ from . import payment_order_line
 from . import res_partner
 from . import dunning_template
 from . import qrapi_connector
+from . import payment_order_notification

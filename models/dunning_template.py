@@ -119,6 +119,14 @@ class DunningTemplate(models.Model):
                     self.env._("Only one template can be the default one; %s already is.", template.name)
                 )
 
+    def _channels(self):
+        self.ensure_one()
+        return [
+            channel
+            for channel, enabled in (("email", self.channel_email), ("whatsapp", self.channel_whatsapp))
+            if enabled
+        ]
+
     @api.model
     def _get_default(self, company=None):
         company = company or self.env.company

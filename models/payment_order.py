@@ -2,6 +2,7 @@ import logging
 from datetime import datetime
 
 import pytz
+from markupsafe import Markup
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
@@ -121,6 +122,15 @@ class PaymentOrder(models.Model):
         copy=False,
         index="btree_not_null",
         check_company=True,
+    )
+    notification_ids = fields.Many2many(
+        "payment.order.notification",
+        "payment_order_notification_rel",
+        "order_id",
+        "notification_id",
+        string="Communications",
+        readonly=True,
+        copy=False,
     )
     notification_count = fields.Integer(
         string="Notifications",
@@ -352,6 +362,63 @@ class PaymentOrder(models.Model):
                 )
         self.write({"state": "cancelled"})
         return True
+
+    def action_notify(self):
+        """Send the default template now by each of its channels; say what happened."""
+        closed = self.filtered(lambda order: order.state not in OPEN_STATES)
+        if closed:
+            raise UserError(
+                self.env._("Only pending or overdue orders can be notified: %s.", ", ".join(closed.mapped("name")))
+            )
+        notifications = self.env["payment.order.notification"]
+        for company, orders in self.grouped("company_id").items():
+            template = self.env["dunning.template"]._get_default(company)
+            if not template:
+                raise UserError(self.env._("There is no default dunning template for %s.", company.name))
+            for order in orders:
+                notifications |= notifications._queue(template, order)
+        notifications.sudo()._send()
+        return self._notify_result_action(notifications)
+
+    def _notify_result_action(self, notifications):
+        sent = notifications.filtered(lambda n: n.state == "sent")
+        failed = notifications - sent
+        lines = [
+            self.env._("%(channel)s to %(recipient)s: sent", channel=n._channel_label(), recipient=n.recipient)
+            for n in sent
+        ]
+        lines += [
+            self.env._("%(channel)s: %(reason)s", channel=n._channel_label(), reason=n.error or n.state) for n in failed
+        ]
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "type": "danger" if failed else "success",
+                "title": self.env._("Notification failed") if failed else self.env._("Notification sent"),
+                "message": "\n".join(lines),
+                "sticky": bool(failed),
+                "next": {"type": "ir.actions.act_window_close"},
+            },
+        }
+
+    def _record_notification(self, notification):
+        """Count the message on each order and log it in the chatter."""
+        now = fields.Datetime.now()
+        for order in self:
+            order.sudo().write({"notification_count": order.notification_count + 1, "last_notification_date": now})
+            order.message_post(
+                body=Markup("<p>%s</p><p>%s</p>")
+                % (
+                    self.env._(
+                        "%(channel)s reminder sent to %(recipient)s",
+                        channel=notification._channel_label(),
+                        recipient=notification.recipient,
+                    ),
+                    notification.env["dunning.template"]._text_to_html(notification.body or ""),
+                ),
+                subtype_xmlid="mail.mt_note",
+            )
 
     def _state_label(self):
         return dict(self._fields["state"]._description_selection(self.env))[self.state]

@@ -211,7 +211,7 @@ class QrapiConnector(models.Model):
 
     def _send(self, path, json_payload=None, data=None, files=None):
         """POST with retries and back-off; only the reason, never the key, goes in errors and logs."""
-        attempts = self.retries + 1
+        attempts = 1 if self.env.context.get("qrapi_single_attempt") else self.retries + 1
         for attempt in range(1, attempts + 1):
             self._wait_for_rate_limit()
             try:

@@ -5,3 +5,4 @@ from . import test_i18n
 from . import test_ui
 from . import test_dunning_template
 from . import test_qrapi_connector
+from . import test_notification
