@@ -35,7 +35,7 @@ class PaymentOrderNotification(models.Model):
     )
     partner_id = fields.Many2one("res.partner", string="Customer", required=True, index=True, readonly=True)
     company_id = fields.Many2one("res.company", required=True, index=True, readonly=True)
-    template_id = fields.Many2one("dunning.template", string="Template", readonly=True, ondelete="set null")
+    template_id = fields.Many2one("dunning.template", readonly=True, ondelete="set null")
     channel = fields.Selection([("email", "Email"), ("whatsapp", "WhatsApp")], required=True, readonly=True)
     state = fields.Selection(
         [("queued", "Queued"), ("sent", "Sent"), ("failed", "Failed"), ("cancelled", "Cancelled")],
@@ -211,19 +211,43 @@ class PaymentOrderNotification(models.Model):
 
     @api.model
     def _cron_send_queue(self, batch_size=200):
-        """Send due queued messages in batches, committing each one; rows another worker holds are skipped."""
-        now = fields.Datetime.now()
+        """Send due queued messages in batches, committing each one.
+
+        Each batch is picked and locked in one statement that skips rows another worker holds,
+        so two workers share the queue and never send the same message.
+        """
         done = 0
         while True:
-            batch = self.search(
-                [("state", "=", "queued"), "|", ("next_attempt_at", "=", False), ("next_attempt_at", "<=", now)],
-                limit=batch_size,
-            )
-            handled = batch._send()
-            done += len(handled)
-            if not getattr(threading.current_thread(), "testing", False):
-                self.env.cr.commit()
-            remaining = self.search_count([("state", "=", "queued"), ("next_attempt_at", "=", False)])
-            self.env["ir.cron"]._notify_progress(done=done, remaining=remaining)
-            if len(batch) < batch_size or not handled:
+            batch = self._lock_due_batch(batch_size)
+            if not batch:
                 return done
+            for notification in batch:
+                notification._send_one()
+            done += len(batch)
+            if not getattr(threading.current_thread(), "testing", False):
+                # progress survives a crash of a later batch; sent messages are never sent again
+                self.env.cr.commit()  # pylint: disable=invalid-commit
+            self.env["ir.cron"]._notify_progress(done=done, remaining=self._due_count())
+
+    def _due_count(self):
+        now = fields.Datetime.now()
+        return self.search_count(
+            [("state", "=", "queued"), "|", ("next_attempt_at", "=", False), ("next_attempt_at", "<=", now)]
+        )
+
+    @api.model
+    def _lock_due_batch(self, batch_size):
+        self.flush_model()
+        self.env.cr.execute(
+            SQL(
+                """
+                SELECT id FROM payment_order_notification
+                 WHERE state = 'queued' AND (next_attempt_at IS NULL OR next_attempt_at <= %s)
+                 ORDER BY id LIMIT %s
+                   FOR UPDATE SKIP LOCKED
+                """,
+                fields.Datetime.now(),
+                batch_size,
+            )
+        )
+        return self.browse([row[0] for row in self.env.cr.fetchall()])
