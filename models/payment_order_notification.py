@@ -130,7 +130,7 @@ class PaymentOrderNotification(models.Model):
         partner = self.partner_id
         recipient = email_normalize(partner.collection_email or partner.email or "")
         if not recipient:
-            raise UserError(self.env._("%s has no collection email nor email.", partner.display_name))
+            raise UserError(self.env._("%s has neither a collection email nor an email address.", partner.display_name))
         subject = template._render_subject(orders)
         mail_template = self.env.ref("payment_dunning.mail_template_payment_order")
         order = orders[0]

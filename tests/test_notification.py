@@ -166,7 +166,7 @@ class TestNotify(PaymentDunningCase):
         self.assertEqual(result["params"]["type"], "danger")
         errors = order.notification_ids.mapped("error")
         self.assertTrue(any("has no WhatsApp number" in error for error in errors))
-        self.assertTrue(any("has no collection email nor email" in error for error in errors))
+        self.assertTrue(any("has neither a collection email nor an email address" in error for error in errors))
         self.assertEqual(set(order.notification_ids.mapped("state")), {"failed"})
 
     def test_no_gateway_configured(self):

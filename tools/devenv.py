@@ -20,6 +20,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 
@@ -252,8 +253,13 @@ def drop_database(name):
 
 
 def addons_path():
-    """Expose the checkout, whatever its directory name, as the addon payment_dunning."""
-    addons = os.path.join(DEVENV, "addons")
+    """Expose the checkout, whatever its directory name, as the addon payment_dunning.
+
+    The link lives outside the checkout: inside it, tools that walk the module (the translation
+    export) would follow it back into the checkout again and again.
+    """
+    digest = hashlib.sha1(ROOT.encode()).hexdigest()[:10]
+    addons = os.path.join(tempfile.gettempdir(), f"payment_dunning-addons-{digest}")
     os.makedirs(addons, exist_ok=True)
     link = os.path.join(addons, MODULE)
     if os.path.islink(link) and os.readlink(link) != ROOT:
