@@ -16,6 +16,7 @@
         "views/dunning_template_views.xml",
         "views/qrapi_connector_views.xml",
         "views/payment_order_notification_views.xml",
+        "views/res_config_settings_views.xml",
         "views/menus.xml",
         "data/dunning_template_data.xml",
         "data/mail_template_data.xml",

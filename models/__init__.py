@@ -4,3 +4,4 @@ from . import res_partner
 from . import dunning_template
 from . import qrapi_connector
 from . import payment_order_notification
+from . import res_config_settings

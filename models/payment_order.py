@@ -482,6 +482,16 @@ class PaymentOrder(models.Model):
     # ------------------------------------------------------------------ statistics
 
     @api.model
+    def get_panel_data(self, domain=None):
+        """What the panel above the orders list shows: totals, and whether the jobs are on."""
+        params = self.env["ir.config_parameter"].sudo()
+        return {
+            "totals": self.get_state_totals(domain),
+            "automatic_tasks": bool(params.get_param("payment_dunning.automatic_tasks")),
+            "can_configure": self.env.user.has_group("payment_dunning.group_payment_dunning_manager"),
+        }
+
+    @api.model
     def get_state_totals(self, domain=None):
         """Totals per state and currency for the panel above the orders list (spec 1)."""
         groups = self._read_group(list(domain or []), ["state", "currency_id"], ["amount_total:sum", "__count"])

@@ -166,11 +166,13 @@ class PaymentOrderNotification(models.Model):
         return {"recipient": number, "provider_message_id": reply_id}
 
     def _whatsapp_connector(self):
-        connector = (
-            self.env["qrapi.connector"]
-            .sudo()
-            .search([("company_id", "in", [self.company_id.id, False])], order="company_id", limit=1)
-        )
+        connectors = self.env["qrapi.connector"].sudo()
+        chosen = self.env["ir.config_parameter"].sudo().get_param("payment_dunning.connector_id")
+        connector = connectors.browse(int(chosen)).exists() if chosen else connectors
+        if not connector.active:
+            connector = connectors.search(
+                [("company_id", "in", [self.company_id.id, False])], order="company_id", limit=1
+            )
         if not connector:
             raise UserError(self.env._("No WhatsApp gateway is configured (Collections > Configuration)."))
         return connector
@@ -210,12 +212,15 @@ class PaymentOrderNotification(models.Model):
         return True
 
     @api.model
-    def _cron_send_queue(self, batch_size=200):
+    def _cron_send_queue(self, batch_size=None):
         """Send due queued messages in batches, committing each one.
 
         Each batch is picked and locked in one statement that skips rows another worker holds,
         so two workers share the queue and never send the same message.
         """
+        batch_size = batch_size or int(
+            self.env["ir.config_parameter"].sudo().get_param("payment_dunning.batch_size", 200)
+        )
         done = 0
         while True:
             batch = self._lock_due_batch(batch_size)

@@ -6,3 +6,4 @@ from . import test_ui
 from . import test_dunning_template
 from . import test_qrapi_connector
 from . import test_notification
+from . import test_settings

@@ -21,7 +21,8 @@ export class PaymentOrderTotals extends Component {
 
     setup() {
         this.orm = useService("orm");
-        this.state = useState({ totals: [] });
+        this.action = useService("action");
+        this.state = useState({ totals: [], automaticTasks: true, canConfigure: false });
         this.loadedKey = null;
         onWillStart(() => this.load(this.props));
         onWillUpdateProps((nextProps) => this.load(nextProps));
@@ -39,9 +40,16 @@ export class PaymentOrderTotals extends Component {
             return;
         }
         this.loadedKey = key;
-        this.state.totals = await this.orm.call("payment.order", "get_state_totals", [], {
+        const data = await this.orm.call("payment.order", "get_panel_data", [], {
             domain: props.list.domain,
         });
+        this.state.totals = data.totals;
+        this.state.automaticTasks = data.automatic_tasks;
+        this.state.canConfigure = data.can_configure;
+    }
+
+    openSettings() {
+        this.action.doAction("payment_dunning.action_collections_settings");
     }
 
     color(state) {

@@ -8,6 +8,10 @@ registry.category("web_tour.tours").add("payment_dunning_order_tour", {
     url: "/odoo/action-payment_dunning.action_payment_order",
     steps: () => [
         {
+            content: "While the automatic tasks are off, the list says so (spec 1)",
+            trigger: ".o_payment_dunning_cron_banner:contains(Automatic tasks)",
+        },
+        {
             content: "The totals panel is above the list",
             trigger: ".o_payment_order_totals .o_payment_order_total_overdue",
         },

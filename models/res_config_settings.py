@@ -1,0 +1,78 @@
+from odoo import api, fields, models
+
+AUTOMATIC_CRONS = (
+    "payment_dunning.cron_payment_order_mark_overdue",
+    "payment_dunning.cron_payment_order_send_queue",
+)
+
+
+class ResConfigSettings(models.TransientModel):
+    _inherit = "res.config.settings"
+
+    dunning_automatic_tasks = fields.Boolean(
+        string="Automatic Tasks",
+        config_parameter="payment_dunning.automatic_tasks",
+        help="Runs the scheduled jobs of Collections: overdue marking and the sending of queued reminders.",
+    )
+    dunning_days_before_due = fields.Integer(
+        string="Days Before Due Date",
+        config_parameter="payment_dunning.days_before_due",
+        default=3,
+        help="How many days before the due date the orders of service plans are generated.",
+    )
+    dunning_generation_hour = fields.Float(
+        string="Generation Hour",
+        config_parameter="payment_dunning.generation_hour",
+        default=9.0,
+        help="Hour of the day (company time) at which orders are generated.",
+    )
+    dunning_notifications = fields.Boolean(
+        string="Automatic Notifications",
+        config_parameter="payment_dunning.notifications_enabled",
+        help="Generated orders and dunning rules send reminders automatically.",
+    )
+    dunning_template_body = fields.Text(
+        string="Message Template",
+        compute="_compute_dunning_template_body",
+        inverse="_inverse_dunning_template_body",
+        readonly=False,
+        help="The reminder text used for every customer, with its variables.",
+    )
+    dunning_connector_id = fields.Many2one(
+        "qrapi.connector",
+        string="WhatsApp Gateway",
+        config_parameter="payment_dunning.connector_id",
+        help="Empty: the first active gateway of the company.",
+    )
+    dunning_mail_server_id = fields.Many2one(
+        "ir.mail_server",
+        string="Collections Mail Server",
+        config_parameter="payment_dunning.mail_server_id",
+        help="Outgoing mail server of the reminders; empty uses Odoo's default.",
+    )
+    dunning_batch_size = fields.Integer(
+        string="Batch Size",
+        config_parameter="payment_dunning.batch_size",
+        default=200,
+        help="Records handled per committed batch by the scheduled jobs.",
+    )
+
+    @api.depends("company_id")
+    def _compute_dunning_template_body(self):
+        for settings in self:
+            template = self.env["dunning.template"]._get_default(settings.company_id)
+            settings.dunning_template_body = template.body
+
+    def _inverse_dunning_template_body(self):
+        for settings in self:
+            template = self.env["dunning.template"]._get_default(settings.company_id)
+            if template and settings.dunning_template_body and template.body != settings.dunning_template_body:
+                template.body = settings.dunning_template_body
+
+    def set_values(self):
+        result = super().set_values()
+        for xmlid in AUTOMATIC_CRONS:
+            cron = self.env.ref(xmlid, raise_if_not_found=False)
+            if cron and cron.active != self.dunning_automatic_tasks:
+                cron.sudo().active = self.dunning_automatic_tasks
+        return result
