@@ -1,3 +1,8 @@
+import socket
+from email import message_from_bytes, policy
+
+from aiosmtpd.controller import Controller
+
 from odoo import Command
 from odoo.tests import TransactionCase, new_test_user
 
@@ -90,3 +95,30 @@ class PaymentDunningCase(TransactionCase):
             Command.create({"name": f"Service {index}", "amount": amount})
             for index, amount in enumerate(amounts, start=1)
         ]
+
+
+class SmtpSink:
+    """A real SMTP server on 127.0.0.1 that keeps the messages it receives."""
+
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append((envelope.rcpt_tos, message_from_bytes(envelope.content, policy=policy.default)))
+        return "250 OK"
+
+
+def start_smtp_sink(test_class):
+    """Start a local SMTP server for a test class and make it the collections mail server."""
+    sink = SmtpSink()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    test_class.addClassCleanup(controller.stop)
+    server = test_class.env["ir.mail_server"].create(
+        {"name": "Local SMTP", "smtp_host": "127.0.0.1", "smtp_port": port, "smtp_encryption": "none"}
+    )
+    test_class.env["ir.config_parameter"].sudo().set_param("payment_dunning.mail_server_id", server.id)
+    return sink, server

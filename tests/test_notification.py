@@ -1,9 +1,6 @@
-import socket
 from datetime import timedelta
-from email import message_from_bytes, policy
 from unittest.mock import patch
 
-from aiosmtpd.controller import Controller
 from freezegun import freeze_time
 
 import odoo
@@ -12,18 +9,7 @@ from odoo.exceptions import UserError
 from odoo.tests import tagged
 from odoo.tests.common import _super_send
 
-from .common import FakeGateway, PaymentDunningCase
-
-
-class SmtpSink:
-    """A real SMTP server on 127.0.0.1 that keeps the messages it receives."""
-
-    def __init__(self):
-        self.messages = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append((envelope.rcpt_tos, message_from_bytes(envelope.content, policy=policy.default)))
-        return "250 OK"
+from .common import FakeGateway, PaymentDunningCase, start_smtp_sink
 
 
 @tagged("post_install", "-at_install")
@@ -33,22 +19,7 @@ class TestNotify(PaymentDunningCase):
         super().setUpClass()
         cls.gateway = FakeGateway()
         cls.addClassCleanup(cls.gateway.close)
-        cls.sink = SmtpSink()
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            smtp_port = probe.getsockname()[1]
-        cls.smtp = Controller(cls.sink, hostname="127.0.0.1", port=smtp_port)
-        cls.smtp.start()
-        cls.addClassCleanup(cls.smtp.stop)
-        cls.mail_server = cls.env["ir.mail_server"].create(
-            {
-                "name": "Local SMTP",
-                "smtp_host": "127.0.0.1",
-                "smtp_port": smtp_port,
-                "smtp_encryption": "none",
-            }
-        )
-        cls.env["ir.config_parameter"].sudo().set_param("payment_dunning.mail_server_id", cls.mail_server.id)
+        cls.sink, cls.mail_server = start_smtp_sink(cls)
         cls.connector = cls.env["qrapi.connector"].create(
             {"name": "Local gateway", "url": cls.gateway.url, "api_key": "secret-key", "rate_limit": 0, "retries": 2}
         )

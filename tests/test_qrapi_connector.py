@@ -1,4 +1,5 @@
 import json
+import time
 
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tests import tagged
@@ -117,6 +118,20 @@ class TestQrapiConnector(PaymentDunningCase):
         with self.assertRaisesRegex(UserError, "did not answer within 1 seconds"):
             connector.send_text("+51995955955", "Hola")
         self.assertEqual(len(self.gateway.requests), 2)
+
+    def test_rate_limit_spaces_messages(self):
+        connector = self.connector(rate_limit=2)
+        # two messages went out 59.7 s ago: the next one waits for the minute to pass
+        earlier = time.monotonic() - 59.7
+        connector._sent_times[connector.id].extend([earlier, earlier])
+        started = time.monotonic()
+        connector.send_text("+51995955955", "Hola")
+        self.assertGreaterEqual(time.monotonic() - started, 0.25)
+        self.assertEqual(len(connector._sent_times[connector.id]), 2)
+        connector.rate_limit = 0
+        started = time.monotonic()
+        connector.send_text("+51995955955", "Hola")
+        self.assertLess(time.monotonic() - started, 0.25, "no limit, no wait")
 
     def test_no_number(self):
         with self.assertRaisesRegex(UserError, "no WhatsApp number"):

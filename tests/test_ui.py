@@ -1,4 +1,10 @@
+from unittest.mock import patch
+
+import odoo
 from odoo.tests import HttpCase, new_test_user, tagged
+from odoo.tests.common import _super_send
+
+from .common import FakeGateway, start_smtp_sink
 
 
 @tagged("post_install", "-at_install")
@@ -17,3 +23,45 @@ class TestPaymentOrderUi(HttpCase):
         self.assertEqual(order.line_ids.mapped("name"), ["Fiber 500 Mbps"])
         self.assertTrue(order.paid_date)
         self.assertEqual(order.create_uid.login, "collector")
+
+
+@tagged("post_install", "-at_install")
+class TestNotifyUi(HttpCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.gateway = FakeGateway()
+        cls.addClassCleanup(cls.gateway.close)
+        cls.sink, _server = start_smtp_sink(cls)
+        cls.env["qrapi.connector"].create({"name": "Local", "url": cls.gateway.url, "api_key": "k", "rate_limit": 0})
+
+    @classmethod
+    def _request_handler(cls, session, request, /, **kwargs):
+        if request.url.startswith(cls.gateway.url):
+            return _super_send(session, request, **kwargs)
+        return super()._request_handler(session, request, **kwargs)
+
+    def test_notify_from_the_order_form(self):
+        new_test_user(self.env, "notifier", groups="base.group_user,payment_dunning.group_payment_dunning_user")
+        partner = self.env["res.partner"].create(
+            {
+                "name": "Tour Notify",
+                "country_id": self.env.ref("base.pe").id,
+                "collection_whatsapp": "995955955",
+                "collection_email": "pagos@tour.example.com",
+            }
+        )
+        order = self.env["payment.order"].create(
+            {"partner_id": partner.id, "due_date": "2026-12-15", "amount": 75.0, "concept": "Fibra"}
+        )
+        # Odoo skips the SMTP conversation in test mode; here a real local server receives it.
+        with patch.object(odoo.modules.module, "current_test", None):
+            self.start_tour(
+                f"/odoo/action-payment_dunning.action_payment_order/{order.id}",
+                "payment_dunning_notify_tour",
+                login="notifier",
+            )
+        self.assertEqual(len(self.gateway.requests), 1)
+        self.assertEqual(len(self.sink.messages), 1)
+        self.assertEqual(self.sink.messages[0][0], ["pagos@tour.example.com"])
+        self.assertEqual(set(order.notification_ids.mapped("state")), {"sent"})

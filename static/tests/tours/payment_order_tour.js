@@ -106,3 +106,36 @@ registry.category("web_tour.tours").add("payment_dunning_order_tour", {
         },
     ],
 });
+
+/**
+ * Notify an order from its form: the result, the chatter entry and the communication log.
+ */
+registry.category("web_tour.tours").add("payment_dunning_notify_tour", {
+    steps: () => [
+        {
+            content: "Notify the customer",
+            trigger: ".o_form_statusbar button[name=action_notify]:contains(Notify)",
+            run: "click",
+        },
+        {
+            content: "The result says it was sent",
+            trigger: ".o_notification:contains(Notification sent)",
+        },
+        {
+            content: "The chatter logs the WhatsApp message",
+            trigger: ".o-mail-Message:contains(WhatsApp reminder sent to +51995955955)",
+        },
+        {
+            content: "and the email",
+            trigger: ".o-mail-Message:contains(Email reminder sent to pagos@tour.example.com)",
+        },
+        {
+            content: "Open the order's communications",
+            trigger: "a.nav-link:contains(Communications)",
+            run: "click",
+        },
+        {
+            trigger: ".o_field_widget[name=notification_ids] .o_data_row:contains(WhatsApp):contains(Sent)",
+        },
+    ],
+});
