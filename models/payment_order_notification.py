@@ -2,6 +2,7 @@ import logging
 import threading
 from datetime import timedelta
 
+import psycopg2.errors
 from markupsafe import Markup
 
 from odoo import api, fields, models
@@ -222,23 +223,30 @@ class PaymentOrderNotification(models.Model):
             self.env["ir.config_parameter"].sudo().get_param("payment_dunning.batch_size", 200)
         )
         done = 0
+        testing = getattr(threading.current_thread(), "testing", False)
+        conflicts = 0
         while True:
-            batch = self._lock_due_batch(batch_size)
+            try:
+                batch = self._lock_due_batch(batch_size)
+            except psycopg2.errors.SerializationFailure:
+                # another worker committed rows of our snapshot: start a fresh transaction and
+                # pick again (what we did so far is committed)
+                conflicts += 1
+                if testing or conflicts > 10:
+                    raise
+                self.env.cr.rollback()
+                continue
             if not batch:
                 return done
+            conflicts = 0
             for notification in batch:
                 notification._send_one()
             done += len(batch)
-            if not getattr(threading.current_thread(), "testing", False):
-                # progress survives a crash of a later batch; sent messages are never sent again
-                self.env.cr.commit()  # pylint: disable=invalid-commit
             self.env["ir.cron"]._notify_progress(done=done, remaining=self._due_count())
-
-    def _due_count(self):
-        now = fields.Datetime.now()
-        return self.search_count(
-            [("state", "=", "queued"), "|", ("next_attempt_at", "=", False), ("next_attempt_at", "<=", now)]
-        )
+            if not testing:
+                # progress survives a crash of a later batch, and the next pick starts a fresh
+                # snapshot: sent messages are never sent again
+                self.env.cr.commit()  # pylint: disable=invalid-commit
 
     @api.model
     def _lock_due_batch(self, batch_size):
