@@ -248,6 +248,12 @@ class PaymentOrderNotification(models.Model):
                 # snapshot: sent messages are never sent again
                 self.env.cr.commit()  # pylint: disable=invalid-commit
 
+    def _due_count(self):
+        now = fields.Datetime.now()
+        return self.search_count(
+            [("state", "=", "queued"), "|", ("next_attempt_at", "=", False), ("next_attempt_at", "<=", now)]
+        )
+
     @api.model
     def _lock_due_batch(self, batch_size):
         self.flush_model()
