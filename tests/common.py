@@ -5,8 +5,9 @@ from aiosmtpd.controller import Controller
 
 from odoo import Command
 from odoo.tests import TransactionCase, new_test_user
+from odoo.tests.common import _super_send
 
-from .fake_gateway import FakeGateway  # noqa: F401 - shared with the tests
+from .fake_gateway import FakeGateway
 
 
 class PaymentDunningCase(TransactionCase):
@@ -122,3 +123,21 @@ def start_smtp_sink(test_class):
     )
     test_class.env["ir.config_parameter"].sudo().set_param("payment_dunning.mail_server_id", server.id)
     return sink, server
+
+
+class LocalGatewayMixin:
+    """Runs a FakeGateway for the test class; its requests keep their own timeout.
+
+    Odoo's tests stretch every HTTP timeout below 10 s to 10 s, which would hide the gateway's.
+    """
+
+    @classmethod
+    def start_gateway(cls):
+        cls.gateway = FakeGateway()
+        cls.addClassCleanup(cls.gateway.close)
+
+    @classmethod
+    def _request_handler(cls, session, request, /, **kwargs):
+        if request.url.startswith(cls.gateway.url):
+            return _super_send(session, request, **kwargs)
+        return super()._request_handler(session, request, **kwargs)

@@ -7,30 +7,22 @@ import odoo
 from odoo import fields
 from odoo.exceptions import UserError
 from odoo.tests import tagged
-from odoo.tests.common import _super_send
 
-from .common import FakeGateway, PaymentDunningCase, start_smtp_sink
+from .common import LocalGatewayMixin, PaymentDunningCase, start_smtp_sink
 
 
 @tagged("post_install", "-at_install")
-class TestNotify(PaymentDunningCase):
+class TestNotify(LocalGatewayMixin, PaymentDunningCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.gateway = FakeGateway()
-        cls.addClassCleanup(cls.gateway.close)
+        cls.start_gateway()
         cls.sink, cls.mail_server = start_smtp_sink(cls)
         cls.connector = cls.env["qrapi.connector"].create(
             {"name": "Local gateway", "url": cls.gateway.url, "api_key": "secret-key", "rate_limit": 0, "retries": 2}
         )
         cls.company.email = "cobranzas@lima.example.com"
         cls.customer.collection_contact_name = "María"
-
-    @classmethod
-    def _request_handler(cls, session, request, /, **kwargs):
-        if request.url.startswith(cls.gateway.url):
-            return _super_send(session, request, **kwargs)
-        return super()._request_handler(session, request, **kwargs)
 
     def setUp(self):
         super().setUp()

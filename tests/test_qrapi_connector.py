@@ -3,27 +3,18 @@ import time
 
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tests import tagged
-from odoo.tests.common import _super_send
 
-from .common import FakeGateway, PaymentDunningCase
+from .common import LocalGatewayMixin, PaymentDunningCase
 
 SECRET = "sk-live-7f3a9c"
 
 
 @tagged("post_install", "-at_install")
-class TestQrapiConnector(PaymentDunningCase):
+class TestQrapiConnector(LocalGatewayMixin, PaymentDunningCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.gateway = FakeGateway()
-        cls.addClassCleanup(cls.gateway.close)
-
-    @classmethod
-    def _request_handler(cls, session, request, /, **kwargs):
-        # Odoo's tests stretch short timeouts to 10 s; the gateway's own timeout is under test here
-        if request.url.startswith(cls.gateway.url):
-            return _super_send(session, request, **kwargs)
-        return super()._request_handler(session, request, **kwargs)
+        cls.start_gateway()
 
     def setUp(self):
         super().setUp()

@@ -2,9 +2,8 @@ from unittest.mock import patch
 
 import odoo
 from odoo.tests import HttpCase, new_test_user, tagged
-from odoo.tests.common import _super_send
 
-from .common import FakeGateway, start_smtp_sink
+from .common import LocalGatewayMixin, start_smtp_sink
 
 
 @tagged("post_install", "-at_install")
@@ -26,20 +25,13 @@ class TestPaymentOrderUi(HttpCase):
 
 
 @tagged("post_install", "-at_install")
-class TestNotifyUi(HttpCase):
+class TestNotifyUi(LocalGatewayMixin, HttpCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.gateway = FakeGateway()
-        cls.addClassCleanup(cls.gateway.close)
+        cls.start_gateway()
         cls.sink, _server = start_smtp_sink(cls)
         cls.env["qrapi.connector"].create({"name": "Local", "url": cls.gateway.url, "api_key": "k", "rate_limit": 0})
-
-    @classmethod
-    def _request_handler(cls, session, request, /, **kwargs):
-        if request.url.startswith(cls.gateway.url):
-            return _super_send(session, request, **kwargs)
-        return super()._request_handler(session, request, **kwargs)
 
     def test_notify_from_the_order_form(self):
         new_test_user(self.env, "notifier", groups="base.group_user,payment_dunning.group_payment_dunning_user")
