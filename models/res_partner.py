@@ -230,3 +230,9 @@ class ResPartner(models.Model):
         action["domain"] = [("partner_id", "child_of", self.commercial_partner_id.id)]
         action["context"] = {"default_partner_id": self.commercial_partner_id.id}
         return action
+
+    def action_view_communications(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id("payment_dunning.action_payment_order_notification")
+        action["domain"] = [("partner_id", "child_of", self.commercial_partner_id.id)]
+        return action

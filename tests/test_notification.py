@@ -56,6 +56,9 @@ class TestNotify(LocalGatewayMixin, PaymentDunningCase):
         html = message.get_body(("html",)).get_content()
         self.assertIn("<b>Internet 300 Mbps</b>", html)
         self.assertIn("Hola Andina Telecom", html)
+        # the customer's Communications button lists both
+        action = self.customer.action_view_communications()
+        self.assertEqual(self.env["payment.order.notification"].search(action["domain"]), notifications)
         # Chatter
         bodies = order.message_ids.mapped("body")
         self.assertTrue(any("WhatsApp reminder sent to +51995955955" in body for body in bodies))
