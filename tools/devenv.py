@@ -209,12 +209,17 @@ def ensure_postgres():
     status = subprocess.run(as_postgres([*pg_ctl, "status"]), capture_output=True, check=False, cwd="/")
     if status.returncode != 0:
         say(f"starting PostgreSQL on 127.0.0.1:{PG_PORT}")
-        subprocess.run(
-            as_postgres([*pg_ctl, "-l", os.path.join(base, "postgresql.log"), "-w", "start"]),
-            check=True,
-            stdout=subprocess.DEVNULL,
-            cwd="/",
+        log = os.path.join(base, "postgresql.log")
+        started = subprocess.run(
+            as_postgres([*pg_ctl, "-l", log, "-w", "start"]), stdout=subprocess.DEVNULL, check=False, cwd="/"
         )
+        if started.returncode != 0:
+            with open(log, encoding="utf-8", errors="replace") as handle:
+                tail = "".join(handle.readlines()[-5:])
+            fail(
+                f"PostgreSQL did not start (is port {PG_PORT} taken? set PAYMENT_DUNNING_PG_PORT). "
+                f"Last lines of {log}:\n{tail}"
+            )
     for _attempt in range(60):
         with socket.socket() as sock:
             if sock.connect_ex(("127.0.0.1", PG_PORT)) == 0:
