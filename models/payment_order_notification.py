@@ -247,6 +247,8 @@ class PaymentOrderNotification(models.Model):
                 # progress survives a crash of a later batch, and the next pick starts a fresh
                 # snapshot: sent messages are never sent again
                 self.env.cr.commit()  # pylint: disable=invalid-commit
+            # keep memory flat however long the queue is
+            self.env.invalidate_all()
 
     def _due_count(self):
         now = fields.Datetime.now()
