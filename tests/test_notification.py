@@ -67,7 +67,7 @@ class TestNotify(LocalGatewayMixin, PaymentDunningCase):
     def test_rejected_key_fails_with_reason(self):
         self.env.ref("payment_dunning.dunning_template_default").channel_email = False
         order = self.create_order()
-        self.gateway.script.append((401, {"error": "bad token"}))
+        self.gateway.script.append((401, {"error": "bad token secret-key"}))
         result = order.action_notify()
         self.assertEqual(result["params"]["type"], "danger")
         self.assertIn("API key rejected", result["params"]["message"])
@@ -76,6 +76,7 @@ class TestNotify(LocalGatewayMixin, PaymentDunningCase):
         self.assertIn("API key rejected", notification.error)
         self.assertNotIn("secret-key", notification.error)
         self.assertTrue(any("reminder failed" in body for body in order.message_ids.mapped("body")))
+        self.assertFalse([body for body in order.message_ids.mapped("body") if "secret-key" in body])
         self.assertEqual(order.notification_count, 0)
 
     def test_gateway_down_is_retried_by_the_queue(self):
