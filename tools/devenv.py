@@ -336,7 +336,9 @@ def cmd_start(args):
     else:
         update = ["-u", MODULE]
     say(f"Odoo starts at http://localhost:{args.http_port} (login admin, password admin); Ctrl+C stops it")
-    os.execv(sys.executable, odoo_command(args.db, *update, f"--http-port={args.http_port}"))
+    # loopback only: the demo database logs in with admin/admin
+    server = [f"--http-port={args.http_port}", "--http-interface=127.0.0.1"]
+    os.execv(sys.executable, odoo_command(args.db, *update, *server))
 
 
 RESULT_RE = re.compile(r"odoo\.tests\.result: (\d+) failed, (\d+) error\(s\) of (\d+) tests")
@@ -392,6 +394,7 @@ def cmd_test(args):
             f"--test-tags={args.tags}",
             "--stop-after-init",
             f"--http-port={free_port()}",
+            "--http-interface=127.0.0.1",
             "--log-level=info",
             "--max-cron-threads=0",
         ),
