@@ -167,6 +167,13 @@ class PaymentOrderNotification(models.Model):
         return {"recipient": number, "provider_message_id": reply_id}
 
     def _whatsapp_connector(self):
+        connector = self._find_whatsapp_connector()
+        if not connector:
+            raise UserError(self.env._("No WhatsApp gateway is configured (Collections > Configuration)."))
+        return connector
+
+    def _find_whatsapp_connector(self):
+        """The gateway chosen in Settings, else the first active one of the company."""
         connectors = self.env["qrapi.connector"].sudo()
         chosen = self.env["ir.config_parameter"].sudo().get_param("payment_dunning.connector_id")
         connector = connectors.browse(int(chosen)).exists() if chosen else connectors
@@ -174,8 +181,6 @@ class PaymentOrderNotification(models.Model):
             connector = connectors.search(
                 [("company_id", "in", [self.company_id.id, False])], order="company_id", limit=1
             )
-        if not connector:
-            raise UserError(self.env._("No WhatsApp gateway is configured (Collections > Configuration)."))
         return connector
 
     def _collection_mail_server(self):
@@ -199,9 +204,7 @@ class PaymentOrderNotification(models.Model):
 
     def _max_attempts(self):
         if self.channel == "whatsapp":
-            connector = (
-                self.env["qrapi.connector"].sudo().search([("company_id", "in", [self.company_id.id, False])], limit=1)
-            )
+            connector = self._find_whatsapp_connector()
             return (connector.retries + 1) if connector else MAX_ATTEMPTS_DEFAULT
         return MAX_ATTEMPTS_DEFAULT
 
