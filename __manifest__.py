@@ -17,6 +17,8 @@
         "views/qrapi_connector_views.xml",
         "views/payment_order_notification_views.xml",
         "views/res_config_settings_views.xml",
+        "wizards/service_plan_generate_views.xml",
+        "views/service_plan_views.xml",
         "views/menus.xml",
         "data/dunning_template_data.xml",
         "data/mail_template_data.xml",

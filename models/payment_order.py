@@ -380,6 +380,21 @@ class PaymentOrder(models.Model):
         notifications.sudo()._send()
         return self._notify_result_action(notifications)
 
+    def _notify_generated(self):
+        """Queue the default template for orders generated from service plans, when Settings say so."""
+        params = self.env["ir.config_parameter"].sudo()
+        notifications = self.env["payment.order.notification"].sudo()
+        if not self or not params.get_param("payment_dunning.notifications_enabled"):
+            return notifications
+        for company, orders in self.grouped("company_id").items():
+            template = self.env["dunning.template"]._get_default(company)
+            if not template:
+                _logger.warning("No default dunning template in %s: generated orders not notified", company.name)
+                continue
+            orders = orders.filtered(lambda order: not order.partner_id.dunning_excluded)
+            notifications |= notifications._queue(template, orders)
+        return notifications
+
     def _notify_result_action(self, notifications):
         sent = notifications.filtered(lambda n: n.state == "sent")
         failed = notifications - sent

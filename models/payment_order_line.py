@@ -12,6 +12,27 @@ class PaymentOrderLine(models.Model):
     amount = fields.Monetary(required=True)
     company_id = fields.Many2one(related="order_id.company_id", store=True, index=True)
     currency_id = fields.Many2one(related="order_id.currency_id", store=True)
+    plan_id = fields.Many2one(
+        "service.plan",
+        string="Service Plan",
+        index="btree_not_null",
+        ondelete="restrict",
+        readonly=True,
+        help="The plan this line bills, when the order was generated from service plans.",
+    )
+    plan_due_date = fields.Date(
+        string="Billed Period",
+        readonly=True,
+        help="Due date of the plan's period that this line bills.",
+    )
+
+    _sql_constraints = [
+        (
+            "plan_period_uniq",
+            "UNIQUE(plan_id, plan_due_date)",
+            "A service plan is billed only once for each due date.",
+        ),
+    ]
 
     @api.model_create_multi
     def create(self, vals_list):

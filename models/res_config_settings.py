@@ -1,6 +1,13 @@
-from odoo import api, fields, models
+from datetime import datetime, time, timedelta
 
+import pytz
+
+from odoo import api, fields, models
+from odoo.exceptions import ValidationError
+
+GENERATION_CRON = "payment_dunning.cron_service_plan_generate_orders"
 AUTOMATIC_CRONS = (
+    GENERATION_CRON,
     "payment_dunning.cron_payment_order_mark_overdue",
     "payment_dunning.cron_payment_order_send_queue",
 )
@@ -69,10 +76,41 @@ class ResConfigSettings(models.TransientModel):
             if template and settings.dunning_template_body and template.body != settings.dunning_template_body:
                 template.body = settings.dunning_template_body
 
+    @api.constrains("dunning_generation_hour", "dunning_days_before_due")
+    def _check_generation_schedule(self):
+        for settings in self:
+            if not 0 <= settings.dunning_generation_hour < 24:
+                raise ValidationError(self.env._("The generation hour must be between 00:00 and 23:59."))
+            if settings.dunning_days_before_due < 0:
+                raise ValidationError(self.env._("The days before the due date cannot be negative."))
+
     def set_values(self):
+        params = self.env["ir.config_parameter"].sudo()
+        old_hour = float(params.get_param("payment_dunning.generation_hour", 9.0) or 0.0)
+        was_on = bool(params.get_param("payment_dunning.automatic_tasks"))
         result = super().set_values()
         for xmlid in AUTOMATIC_CRONS:
             cron = self.env.ref(xmlid, raise_if_not_found=False)
             if cron and cron.active != self.dunning_automatic_tasks:
                 cron.sudo().active = self.dunning_automatic_tasks
+        if self.dunning_automatic_tasks and (not was_on or old_hour != self.dunning_generation_hour):
+            self._reschedule_generation()
         return result
+
+    def _reschedule_generation(self):
+        """Next run of the generation job at the configured hour of the company's day."""
+        cron = self.env.ref(GENERATION_CRON, raise_if_not_found=False)
+        if cron:
+            cron.sudo().nextcall = self._next_generation_time(fields.Datetime.now())
+
+    def _next_generation_time(self, now):
+        """The first moment after ``now`` (naive UTC) at the generation hour in the company's timezone."""
+        tz = pytz.timezone(self.company_id.partner_id.tz or "UTC")
+        hours, minutes = divmod(min(round(self.dunning_generation_hour * 60), 24 * 60 - 1), 60)
+        local_now = pytz.utc.localize(now).astimezone(tz)
+        run_date = local_now.date()
+        while True:
+            local_run = tz.localize(datetime.combine(run_date, time(hours, minutes)))
+            if local_run > local_now:
+                return local_run.astimezone(pytz.utc).replace(tzinfo=None)
+            run_date += timedelta(days=1)

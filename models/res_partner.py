@@ -43,6 +43,12 @@ class ResPartner(models.Model):
         string="Payment Orders",
         groups="payment_dunning.group_payment_dunning_user",
     )
+    service_plan_ids = fields.One2many(
+        "service.plan",
+        "partner_id",
+        string="Service Plans",
+        groups="payment_dunning.group_payment_dunning_user",
+    )
     payment_order_count = fields.Integer(
         compute="_compute_collection_totals", groups="payment_dunning.group_payment_dunning_user"
     )

@@ -1,1 +1,1 @@
-
+from . import service_plan_generate
