@@ -7,7 +7,7 @@ from dateutil.relativedelta import relativedelta
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
-from odoo.tools import SQL
+from odoo.tools import SQL, mute_logger
 
 from .payment_order import company_today
 
@@ -56,6 +56,14 @@ def in_window(plan, due_date):
     """Start and end dates win over the payment mode (spec 2): nothing is billed outside them."""
     return (not plan["start_date"] or due_date >= plan["start_date"]) and (
         not plan["end_date"] or due_date <= plan["end_date"]
+    )
+
+
+def is_billing_done(plan):
+    """No order will bill the plan again: every installment billed, or its end date passed."""
+    limit = installment_limit(plan)
+    return bool(limit and plan["installments_billed"] >= limit) or bool(
+        plan["end_date"] and plan["next_due_date"] and plan["next_due_date"] > plan["end_date"]
     )
 
 
@@ -199,9 +207,7 @@ class ServicePlan(models.Model):
             if plan.period_months < 1:
                 raise ValidationError(self.env._("The period of plan %s is at least one month.", plan.name))
             if plan.start_date and plan.end_date and plan.start_date > plan.end_date:
-                raise ValidationError(
-                    self.env._("The start date of plan %s must come before its end date.", plan.name)
-                )
+                raise ValidationError(self.env._("The start date of plan %s must come before its end date.", plan.name))
             if plan.payment_mode == "installments" and plan.installments < 1:
                 raise ValidationError(
                     self.env._("Plan %s is paid in installments: give at least one installment.", plan.name)
@@ -221,10 +227,7 @@ class ServicePlan(models.Model):
     @api.depends("payment_mode", "installments", "installments_billed", "next_due_date", "end_date")
     def _compute_billing_done(self):
         for plan in self:
-            limit = installment_limit(plan)
-            plan.billing_done = bool(limit and plan.installments_billed >= limit) or bool(
-                plan.end_date and plan.next_due_date and plan.next_due_date > plan.end_date
-            )
+            plan.billing_done = is_billing_done(plan)
 
     @api.depends("payment_mode", "billing_done", "line_ids.order_id.state")
     def _compute_state(self):
@@ -363,8 +366,10 @@ class ServicePlan(models.Model):
         order_ids, failed_partners, conflicts = [], set(), 0
         while True:
             try:
-                partner_ids = plans_model._lock_due_partners(horizons, batch_size, failed_partners)
-                plans = plans_model._lock_due_plans(horizons, partner_ids)
+                # a conflict is expected when two workers run; it is handled below, not an error
+                with mute_logger("odoo.sql_db"):
+                    partner_ids = plans_model._lock_due_partners(horizons, batch_size, failed_partners)
+                    plans = plans_model._lock_due_plans(horizons, partner_ids)
             except psycopg2.errors.SerializationFailure:
                 # our snapshot predates another worker's commit of these plans: start over on a
                 # fresh one (what we billed so far is committed)
@@ -451,34 +456,34 @@ class ServicePlan(models.Model):
         rows = self._read_plan_rows()
         already_billed = self._billed_due_dates()
         groups = defaultdict(list)
-        next_due = {}
+        updates = {}
         for row in rows:
             due, following = plan_billing(row, horizons[row["company_id"]])
-            next_due[row["id"]] = following
-            if due and (row["id"], due) not in already_billed:
+            billed = bool(due) and (row["id"], due) not in already_billed
+            if billed:
                 groups[(row["partner_id"], row["company_id"], due)].append(row)
-        orders = self.env["payment.order"]
-        failed = set()
+            after = dict(row, next_due_date=following, installments_billed=row["installments_billed"] + billed)
+            updates[row["id"]] = dict(after, billing_done=is_billing_done(after))
         try:
             with self.env.cr.savepoint():
                 orders = self._create_orders(groups)
-                self._advance(next_due)
-        except Exception:  # noqa: BLE001 - one bad customer must not stop the others
+                self._advance(updates)
+        except Exception:
             _logger.warning("Generation batch failed; billing its customers one by one", exc_info=True)
-            orders, failed = self._bill_one_by_one(rows, groups, next_due)
-        return orders, failed
+            return self._bill_one_by_one(rows, groups, updates)
+        return orders, set()
 
-    def _bill_one_by_one(self, rows, groups, next_due):
+    def _bill_one_by_one(self, rows, groups, updates):
         orders = self.env["payment.order"]
         failed = set()
         for partner_id in sorted({row["partner_id"] for row in rows}):
             partner_groups = {key: plans for key, plans in groups.items() if key[0] == partner_id}
-            partner_next = {row["id"]: next_due[row["id"]] for row in rows if row["partner_id"] == partner_id}
+            partner_updates = {row["id"]: updates[row["id"]] for row in rows if row["partner_id"] == partner_id}
             try:
                 with self.env.cr.savepoint():
                     orders |= self._create_orders(partner_groups)
-                    self._advance(partner_next)
-            except Exception:  # noqa: BLE001
+                    self._advance(partner_updates)
+            except Exception:
                 _logger.exception("Could not generate the payment orders of customer %s; skipped", partner_id)
                 failed.add(partner_id)
         return orders, failed
@@ -494,31 +499,25 @@ class ServicePlan(models.Model):
 
     @api.model
     def _create_orders(self, groups):
-        if not groups:
-            return self.env["payment.order"]
-        vals_list = []
-        for (partner_id, company_id, due), rows in groups.items():
-            vals_list.append(
-                {
-                    "partner_id": partner_id,
-                    "company_id": company_id,
-                    "due_date": due,
-                    "origin": "plan",
-                    "concept": ", ".join(row["name"] for row in rows)[:250],
-                    "line_ids": [
-                        fields.Command.create(
-                            {
-                                "name": self._line_description(row),
-                                "amount": row["amount"],
-                                "plan_id": row["id"],
-                                "plan_due_date": due,
-                            }
-                        )
-                        for row in rows
-                    ],
-                }
-            )
-        return self.env["payment.order"].with_context(tracking_disable=True).create(vals_list)
+        specs = [
+            {
+                "partner_id": partner_id,
+                "company_id": company_id,
+                "due_date": due,
+                "concept": ", ".join(row["name"] for row in rows)[:250],
+                "lines": [
+                    {
+                        "name": self._line_description(row),
+                        "amount": row["amount"],
+                        "plan_id": row["id"],
+                        "plan_due_date": due,
+                    }
+                    for row in rows
+                ],
+            }
+            for (partner_id, company_id, due), rows in groups.items()
+        ]
+        return self.env["payment.order"]._insert_generated(specs)
 
     @api.model
     def _line_description(self, row):
@@ -533,24 +532,41 @@ class ServicePlan(models.Model):
         )
 
     @api.model
-    def _advance(self, next_due):
-        """Move each plan to its next period, in one statement for the whole batch."""
-        if not next_due:
+    def _advance(self, updates):
+        """Move each plan to its next period and count what it billed, in one statement per batch."""
+        if not updates:
             return
         self.env.cr.execute(
             SQL(
                 """
-            UPDATE service_plan p SET next_due_date = v.next_due, write_date = (now() AT TIME ZONE 'UTC')
-              FROM (VALUES %s) AS v(id, next_due)
-             WHERE p.id = v.id AND p.next_due_date != v.next_due
+            UPDATE service_plan p
+               SET next_due_date = v.next_due, installments_billed = v.billed, billing_done = v.done,
+                   write_date = (now() AT TIME ZONE 'UTC')
+              FROM (VALUES %s) AS v(id, next_due, billed, done)
+             WHERE p.id = v.id
                 """,
-                SQL(", ").join(SQL("(%s, %s::date)", plan_id, due) for plan_id, due in next_due.items()),
+                SQL(", ").join(
+                    SQL(
+                        "(%s, %s::date, %s, %s)",
+                        plan_id,
+                        values["next_due_date"],
+                        values["installments_billed"],
+                        values["billing_done"],
+                    )
+                    for plan_id, values in updates.items()
+                ),
             )
         )
-        plans = self.browse(list(next_due))
-        plans.invalidate_recordset(["next_due_date", "write_date"])
-        plans.modified(["next_due_date"])
-        plans.flush_recordset()
+        plans = self.browse(list(updates))
+        plans.invalidate_recordset(["next_due_date", "installments_billed", "billing_done", "line_ids", "write_date"])
+        # a plan whose billing ends with every billed order already paid is paid now
+        finished = plans.browse(
+            plan_id
+            for plan_id, values in updates.items()
+            if values["billing_done"] and values["payment_mode"] != "recurring"
+        )
+        finished.modified(["billing_done"])
+        finished.flush_recordset(["state"])
 
     # ------------------------------------------------------------------ preview
 

@@ -2,13 +2,13 @@ from datetime import date, datetime
 from unittest.mock import patch
 
 from freezegun import freeze_time
+from psycopg2 import IntegrityError
 
 from odoo import fields
+from odoo.addons.payment_dunning.models.service_plan import GENERATION_LOCK_KEY, ServicePlan
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tests import tagged
 from odoo.tools import mute_logger
-
-from odoo.addons.payment_dunning.models.service_plan import GENERATION_LOCK_KEY, ServicePlan
 
 from .common import PaymentDunningCase
 
@@ -229,6 +229,37 @@ class TestGeneration(ServicePlanCase):
         self.assertEqual(other_day.line_ids.order_id.due_date, date(2026, 1, 9))
         self.assertEqual(other_customer.line_ids.order_id.partner_id, self.customer_2)
 
+    def test_generated_order_matches_a_created_one(self):
+        """The set-based insert of the job stores what create() would, field by field."""
+        self.plan("Internet", 89.9)
+        self.plan("Router", 60.0, payment_mode="installments", installments=4)
+        generated = self.generate("2026-01-07")
+        lines = [fields.Command.create({"name": line.name, "amount": line.amount}) for line in generated.line_ids]
+        created = self.env["payment.order"].create(
+            {
+                "partner_id": self.customer.id,
+                "due_date": generated.due_date,
+                "concept": generated.concept,
+                "origin": "plan",
+                "line_ids": lines,
+            }
+        )
+        self.env.invalidate_all()
+
+        def stored(records, skip):
+            names = [
+                name
+                for name, field in records._fields.items()
+                if field.store and field.type not in ("one2many", "many2many") and name not in skip
+            ]
+            return [{key: value for key, value in row.items() if key != "id"} for row in records.read(names)]
+
+        skip = {"id", "name", "create_date", "write_date", "order_id", "plan_id", "plan_due_date"}
+        self.assertEqual(stored(generated, skip), stored(created, skip))
+        self.assertEqual(stored(generated.line_ids, skip), stored(created.line_ids, skip))
+        self.assertEqual(generated.name[:8], created.name[:8])
+        self.assertEqual(int(created.name[-5:]), int(generated.name[-5:]) + 1, "one sequence for both ways")
+
     def test_second_run_the_same_day_creates_nothing(self):
         plan = self.plan()
         first = self.generate("2026-01-07")
@@ -244,7 +275,7 @@ class TestGeneration(ServicePlanCase):
         plan.next_due_date = "2026-01-10"
         self.assertFalse(self.generate("2026-01-07"))
         self.assertEqual(len(plan.line_ids), 1)
-        with self.assertRaises(Exception), mute_logger("odoo.sql_db"):
+        with self.assertRaises(IntegrityError), mute_logger("odoo.sql_db"):
             self.env["payment.order"].create(
                 {
                     "partner_id": self.customer.id,
@@ -314,8 +345,9 @@ class TestGeneration(ServicePlanCase):
                 raise KeyboardInterrupt("worker killed")
 
         killed = False
-        with patch.object(cr, "commit", fake_commit), patch.object(
-            type(self.env["ir.cron"]), "_notify_progress", dies_in_second_batch
+        with (
+            patch.object(cr, "commit", fake_commit),
+            patch.object(type(self.env["ir.cron"]), "_notify_progress", dies_in_second_batch),
         ):
             try:
                 self.generate("2026-01-07", commit=True, batch_size=2)
@@ -343,9 +375,10 @@ class TestGeneration(ServicePlanCase):
                 raise ValueError("broken customer")
             return original(plans_self, groups)
 
-        with patch.object(ServicePlan, "_create_orders", fails_for_one_customer), self.assertLogs(
-            "odoo.addons.payment_dunning.models.service_plan", "ERROR"
-        ) as logs:
+        with (
+            patch.object(ServicePlan, "_create_orders", fails_for_one_customer),
+            self.assertLogs("odoo.addons.payment_dunning.models.service_plan", "ERROR") as logs,
+        ):
             orders = self.generate("2026-01-07")
         self.assertEqual(orders.partner_id, self.customer)
         self.assertIn("Could not generate the payment orders of customer", logs.output[0])
@@ -409,8 +442,10 @@ class TestPlanManagement(ServicePlanCase):
             self.env["service.plan.generate"].with_user(self.user).create({})
 
     def test_user_manages_plans_of_own_company_only(self):
-        plan = self.env["service.plan"].with_user(self.user).create(
-            {"partner_id": self.customer.id, "name": "Internet", "amount": 50.0, "next_due_date": "2026-01-10"}
+        plan = (
+            self.env["service.plan"]
+            .with_user(self.user)
+            .create({"partner_id": self.customer.id, "name": "Internet", "amount": 50.0, "next_due_date": "2026-01-10"})
         )
         self.assertEqual(plan.company_id, self.company)
         with self.assertRaises(AccessError):

@@ -3,7 +3,7 @@ from odoo.exceptions import AccessError
 
 
 class ServicePlanGenerate(models.TransientModel):
-    """"Generate now": shows what the scheduled job would bill today, then bills it."""
+    """ "Generate now": shows what the scheduled job would bill today, then bills it."""
 
     _name = "service.plan.generate"
     _description = "Generate Payment Orders from Service Plans"
