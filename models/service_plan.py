@@ -111,7 +111,6 @@ class ServicePlan(models.Model):
     )
     product_id = fields.Many2one(
         "product.product",
-        string="Product",
         check_company=True,
         help="Optional: fills the service name and amount from a product.",
     )
@@ -176,7 +175,7 @@ class ServicePlan(models.Model):
         help="No order bills this plan for a due date after this one, even if installments are left.",
     )
     state = fields.Selection(
-        [("active", "Active"), ("to_collect", "To Collect"), ("paid", "Paid")],
+        [("active", "Active (recurring)"), ("to_collect", "To Collect"), ("paid", "Paid")],
         compute="_compute_state",
         store=True,
         index=True,

@@ -57,3 +57,23 @@ class TestNotifyUi(LocalGatewayMixin, HttpCase):
         self.assertEqual(len(self.sink.messages), 1)
         self.assertEqual(self.sink.messages[0][0], ["pagos@tour.example.com"])
         self.assertEqual(set(order.notification_ids.mapped("state")), {"sent"})
+
+
+@tagged("post_install", "-at_install")
+class TestServicePlanUi(HttpCase):
+    def test_plans_billed_from_the_browser(self):
+        new_test_user(self.env, "planner", groups="base.group_user,payment_dunning.group_payment_dunning_manager")
+        self.env["service.plan"].search([]).action_archive()  # demo plans out of the preview's counts
+        partner = self.env["res.partner"].create({"name": "Tour Plan Customer", "is_company": True})
+        self.start_tour(
+            "/odoo/action-payment_dunning.action_service_plan",
+            "payment_dunning_plan_tour",
+            login="planner",
+        )
+        plans = partner.service_plan_ids
+        self.assertEqual(sorted(plans.mapped("payment_mode")), ["installments", "recurring"])
+        order = self.env["payment.order"].search([("partner_id", "=", partner.id)])
+        self.assertEqual(order.origin, "plan")
+        self.assertEqual(order.amount_total, 149.9)
+        self.assertEqual(order.line_ids.plan_id, plans)
+        self.assertEqual(plans.mapped("installments_billed"), [1, 1])

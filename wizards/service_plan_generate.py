@@ -8,20 +8,23 @@ class ServicePlanGenerate(models.TransientModel):
     _name = "service.plan.generate"
     _description = "Generate Payment Orders from Service Plans"
 
-    plan_count = fields.Integer(string="Plans to Bill", compute="_compute_preview")
-    order_count = fields.Integer(string="Orders to Create", compute="_compute_preview")
-    customer_count = fields.Integer(string="Customers", compute="_compute_preview")
-    days_before_due = fields.Integer(string="Days Before Due Date", compute="_compute_preview")
+    plan_count = fields.Integer(string="Plans to Bill", readonly=True)
+    order_count = fields.Integer(string="Orders to Create", readonly=True)
+    customer_count = fields.Integer(string="Customers", readonly=True)
+    days_before_due = fields.Integer(string="Days Before Due Date", readonly=True)
 
-    @api.depends_context("allowed_company_ids")
-    def _compute_preview(self):
+    @api.model
+    def default_get(self, fields_list):
+        values = super().default_get(fields_list)
         preview = self.env["service.plan"]._generation_preview(self.env.companies)
-        days = int(self.env["ir.config_parameter"].sudo().get_param("payment_dunning.days_before_due", 3) or 0)
-        for wizard in self:
-            wizard.plan_count = preview["plans"]
-            wizard.order_count = preview["orders"]
-            wizard.customer_count = preview["customers"]
-            wizard.days_before_due = days
+        params = self.env["ir.config_parameter"].sudo()
+        values.update(
+            plan_count=preview["plans"],
+            order_count=preview["orders"],
+            customer_count=preview["customers"],
+            days_before_due=int(params.get_param("payment_dunning.days_before_due", 3) or 0),
+        )
+        return {name: value for name, value in values.items() if name in fields_list}
 
     def action_generate(self):
         if not self.env.user.has_group("payment_dunning.group_payment_dunning_manager"):
@@ -41,6 +44,7 @@ class ServicePlanGenerate(models.TransientModel):
         action.update(
             {
                 "name": self.env._("Generated Payment Orders"),
+                "display_name": self.env._("Generated Payment Orders"),
                 "domain": [("id", "in", orders.ids)],
                 "context": {"create": False},
                 "target": "current",
