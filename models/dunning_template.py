@@ -1,10 +1,17 @@
+import logging
 import re
+import threading
 
+import psycopg2.errors
 from markupsafe import Markup, escape
 
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
-from odoo.tools import format_date, formatLang
+from odoo.tools import SQL, format_date, formatLang, mute_logger
+
+from .payment_order import company_today
+
+_logger = logging.getLogger(__name__)
 
 VARIABLE_RE = re.compile(r"@variable_[A-Za-z0-9_]+")
 BOLD_RE = re.compile(r"\*([^*\n]+)\*")
@@ -53,6 +60,51 @@ class DunningTemplate(models.Model):
         "asterisks* is bold on WhatsApp and in the email.",
     )
     variables_help = fields.Text(compute="_compute_variables_help", string="Available Variables")
+    auto_send = fields.Boolean(
+        string="Send Automatically",
+        help="A dunning rule: every day the automatic run sends this message for each open order whose "
+        "days from the due date fall within the window, repeating at the chosen interval.",
+    )
+    days_from = fields.Integer(
+        string="From (days)",
+        default=1,
+        help="Days from the due date when the message starts: negative before it (-3 = three days "
+        "before), 0 on the due date, 5 five days after.",
+    )
+    days_to = fields.Integer(
+        string="To (days)",
+        default=30,
+        help="Last day, counted from the due date, on which the message is sent.",
+    )
+    open_end = fields.Boolean(
+        string="No End",
+        help="Keep sending for as long as the order is unpaid, however late it is.",
+    )
+    interval_days = fields.Integer(
+        string="Every (days)",
+        default=7,
+        help="Recurrence: days between two messages of this template for the same order (1 = daily).",
+    )
+    send_mode = fields.Selection(
+        [("order", "One message per order"), ("customer", "One digest per customer")],
+        default="order",
+        required=True,
+        help="A digest lists, in one message (@variable_detalle), every order of the customer that "
+        "the rule selects that day.",
+    )
+    excluded_partner_ids = fields.Many2many(
+        "res.partner",
+        "dunning_template_excluded_partner_rel",
+        "template_id",
+        "partner_id",
+        string="Excluded Customers",
+        help="Customers who never receive this message.",
+    )
+    attach_statement = fields.Boolean(
+        string="Attach Account Statement",
+        help="The customer's account statement (PDF of the open orders) goes with the email and as a "
+        "document on WhatsApp.",
+    )
 
     _sql_constraints = [
         (
@@ -101,6 +153,23 @@ class DunningTemplate(models.Model):
                         template=template.name,
                         unknown=", ".join(unknown),
                         valid=", ".join(known),
+                    )
+                )
+
+    @api.constrains("auto_send", "days_from", "days_to", "open_end", "interval_days")
+    def _check_rule(self):
+        for template in self.filtered("auto_send"):
+            if template.interval_days < 1:
+                raise ValidationError(
+                    self.env._("Template %s repeats every day at most: the interval is at least 1.", template.name)
+                )
+            if not template.open_end and template.days_to < template.days_from:
+                raise ValidationError(
+                    self.env._(
+                        "In template %(template)s the window ends (day %(to)s) before it starts (day %(from)s).",
+                        template=template.name,
+                        to=template.days_to,
+                        **{"from": template.days_from},
                     )
                 )
 
@@ -214,3 +283,175 @@ class DunningTemplate(models.Model):
             due = format_date(orders.env, order.due_date, lang_code=orders.env.lang)
             lines.append(f"- {order.name} · {concept} · {due} · {self._money(order, order.balance)}")
         return "\n".join(lines)
+
+    # ------------------------------------------------------------------ dunning run
+
+    @api.model
+    def _cron_dunning_run(self):
+        """Scheduled job: queue the messages of every automatic template (spec 4)."""
+        params = self.env["ir.config_parameter"].sudo()
+        if not (
+            params.get_param("payment_dunning.automatic_tasks")
+            and params.get_param("payment_dunning.notifications_enabled")
+        ):
+            _logger.info("Automatic tasks or notifications are off: no dunning run")
+            return 0
+        testing = getattr(threading.current_thread(), "testing", False)
+        return self.sudo()._dunning_run(commit=not testing)
+
+    @api.model
+    def _dunning_run(self, commit=False, chunk_size=5000):
+        """Queue today's messages of every active automatic template; return how many were queued.
+
+        Which orders get a message is decided in SQL and the messages are inserted by the same
+        statement, a chunk of customers at a time (each chunk committed when ``commit``). Every
+        message carries a key (template, day, channel, order or customer) that is unique in the
+        queue, so a second run the same day, or a second worker at the same time, adds nothing.
+        """
+        templates = self.search([("auto_send", "=", True)])
+        if not templates:
+            return 0
+        companies = self.env["res.company"].search([])  # pylint: disable=no-search-all
+        today = {company.id: company_today(company) for company in companies}
+        self.env.flush_all()  # the SQL below reads orders, customers and the queue
+        queued = 0
+        for chunk in self._dunning_partner_chunks(chunk_size):
+            for attempt in range(10):
+                try:
+                    with mute_logger("odoo.sql_db"):
+                        queued_chunk = sum(template._queue_dunning(today, chunk) for template in templates)
+                    break
+                except psycopg2.errors.SerializationFailure:
+                    # another worker queued some of these messages after our snapshot began
+                    if not commit or attempt == 9:
+                        raise
+                    self.env.cr.rollback()
+            queued += queued_chunk
+            if commit:
+                self.env.cr.commit()  # pylint: disable=invalid-commit
+        self.env["payment.order.notification"].invalidate_model()
+        self.env["payment.order"].invalidate_model(["notification_ids"])
+        _logger.info("Dunning run queued %d messages", queued)
+        return queued
+
+    @api.model
+    def _dunning_partner_chunks(self, chunk_size):
+        self.env.cr.execute(
+            "SELECT DISTINCT partner_id FROM payment_order "
+            "WHERE state IN ('pending', 'overdue') AND balance > 0 ORDER BY partner_id"
+        )
+        partner_ids = [row[0] for row in self.env.cr.fetchall()]
+        for start in range(0, len(partner_ids), chunk_size):
+            yield partner_ids[start : start + chunk_size]
+
+    def _eligible_sql(self, today, partner_ids=None):
+        """Open orders, with a balance, of customers not excluded, whose day from the due date is in
+        the window and that had no message of this template within the interval."""
+        self.ensure_one()
+        company_days = SQL(", ").join(SQL("(%s, %s::date)", cid, day) for cid, day in today.items())
+        conditions = [
+            SQL("o.state IN ('pending', 'overdue')"),
+            SQL("o.balance > 0"),
+            SQL("NOT COALESCE(p.dunning_excluded, false)"),
+            SQL("c.today - o.due_date >= %s", self.days_from),
+            SQL(
+                """NOT EXISTS (SELECT 1 FROM dunning_template_excluded_partner_rel x
+                                WHERE x.template_id = %(template)s AND x.partner_id = o.partner_id)""",
+                template=self.id,
+            ),
+            SQL(
+                """NOT EXISTS (SELECT 1 FROM payment_order_notification_rel r
+                                 JOIN payment_order_notification n ON n.id = r.notification_id
+                                WHERE r.order_id = o.id AND n.template_id = %(template)s
+                                  AND n.state != 'cancelled' AND n.run_date > c.today - %(interval)s)""",
+                template=self.id,
+                interval=self.interval_days,
+            ),
+        ]
+        if not self.open_end:
+            conditions.append(SQL("c.today - o.due_date <= %s", self.days_to))
+        if self.company_id:
+            conditions.append(SQL("o.company_id = %s", self.company_id.id))
+        if partner_ids is not None:
+            conditions.append(SQL("o.partner_id = ANY(%s)", partner_ids))
+        return SQL(
+            """
+            SELECT o.id AS order_id, o.partner_id, o.company_id, c.today,
+                   COALESCE(NULLIF(p.collection_email, ''), NULLIF(p.email, '')) IS NOT NULL AS has_email,
+                   COALESCE(p.collection_whatsapp, '') != '' AS has_whatsapp
+              FROM payment_order o
+              JOIN (VALUES %s) AS c(company_id, today) ON c.company_id = o.company_id
+              JOIN res_partner p ON p.id = o.partner_id
+             WHERE %s
+            """,
+            company_days,
+            SQL(" AND ").join(conditions),
+        )
+
+    def _queue_dunning(self, today, partner_ids):
+        """Queue this template's messages for the eligible orders of ``partner_ids``; return the count."""
+        self.ensure_one()
+        channels = self._channels()
+        # one message per order, or per customer (and company) for a digest
+        recipient = (
+            SQL("'o' || e.order_id") if self.send_mode == "order" else SQL("'p' || e.partner_id || '-' || e.company_id")
+        )
+        now = SQL("(now() AT TIME ZONE 'UTC')")
+        self.env.cr.execute(
+            SQL(
+                """
+            WITH eligible AS (%(eligible)s),
+            keyed AS (
+                SELECT e.*, ch.channel,
+                       'dunning:' || %(template)s || ':' || e.today || ':' || ch.channel || ':' || %(recipient)s
+                           AS dedupe_key
+                  FROM eligible e
+                  JOIN (VALUES %(channels)s) AS ch(channel)
+                    ON (ch.channel = 'email' AND e.has_email) OR (ch.channel = 'whatsapp' AND e.has_whatsapp)
+            ),
+            inserted AS (
+                INSERT INTO payment_order_notification
+                       (partner_id, company_id, template_id, channel, state, attempts, run_date, dedupe_key,
+                        create_uid, create_date, write_uid, write_date)
+                SELECT DISTINCT ON (dedupe_key) partner_id, company_id, %(template)s, channel, 'queued', 0,
+                       today, dedupe_key, %(uid)s, %(now)s, %(uid)s, %(now)s
+                  FROM keyed
+                 ORDER BY dedupe_key
+                    ON CONFLICT (dedupe_key) DO NOTHING
+                RETURNING id, dedupe_key
+            ),
+            linked AS (
+                INSERT INTO payment_order_notification_rel (notification_id, order_id)
+                SELECT i.id, k.order_id FROM inserted i JOIN keyed k ON k.dedupe_key = i.dedupe_key
+            )
+            SELECT count(*) FROM inserted
+                """,
+                eligible=self._eligible_sql(today, partner_ids),
+                template=self.id,
+                recipient=recipient,
+                channels=SQL(", ").join(SQL("(%s)", channel) for channel in channels),
+                uid=self.env.uid,
+                now=now,
+            )
+        )
+        return self.env.cr.fetchone()[0]
+
+    def action_preview_run(self):
+        """The orders this template would message today, without queueing anything."""
+        self.ensure_one()
+        companies = self.env.companies
+        today = {company.id: company_today(company) for company in companies}
+        self.env.flush_all()
+        self.env.cr.execute(SQL("SELECT order_id FROM (%s) AS e", self._eligible_sql(today)))
+        order_ids = [row[0] for row in self.env.cr.fetchall()]
+        action = self.env["ir.actions.act_window"]._for_xml_id("payment_dunning.action_payment_order")
+        name = self.env._("Today's run of %s", self.name)
+        action.update(
+            {
+                "name": name,
+                "display_name": name,
+                "domain": [("id", "in", order_ids)],
+                "context": {"create": False, "search_default_group_partner": self.send_mode == "customer"},
+            }
+        )
+        return action

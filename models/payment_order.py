@@ -369,6 +369,8 @@ class PaymentOrder(models.Model):
         result = super().write(vals)
         if settled:
             settled.action_pay()
+        if vals.get("state") in CLOSED_STATES:
+            self._cancel_queued_notifications()
         return result
 
     def _check_immutable(self, vals):
@@ -457,6 +459,10 @@ class PaymentOrder(models.Model):
         self.write({"state": "cancelled"})
         return True
 
+    def action_print_statement(self):
+        """The account statement of the order's customer (all of the customer's open orders)."""
+        return self.env.ref("payment_dunning.action_report_account_statement").report_action(self.partner_id)
+
     def action_notify(self):
         """Send the default template now by each of its channels; say what happened."""
         closed = self.filtered(lambda order: order.state not in OPEN_STATES)
@@ -528,6 +534,26 @@ class PaymentOrder(models.Model):
                 ),
                 subtype_xmlid="mail.mt_note",
             )
+        # the customer's history of reminders (spec 3)
+        self.partner_id[:1].sudo().message_post(
+            body=self.env._(
+                "%(template)s sent by %(channel)s to %(recipient)s for %(orders)s",
+                template=notification.template_id.name or "",
+                channel=notification._channel_label(),
+                recipient=notification.recipient,
+                orders=", ".join(self.mapped("name")),
+            ),
+            subtype_xmlid="mail.mt_note",
+        )
+
+    def _cancel_queued_notifications(self):
+        """A paid or cancelled order is never chased again, not even by messages already queued."""
+        queued = self.sudo().notification_ids.filtered(lambda n: n.state == "queued")
+        for notification in queued:
+            if all(order.state not in OPEN_STATES for order in notification.order_ids):
+                notification.write(
+                    {"state": "cancelled", "error": self.env._("The orders were paid or cancelled before sending.")}
+                )
 
     def _state_label(self):
         return dict(self._fields["state"]._description_selection(self.env))[self.state]

@@ -1,3 +1,4 @@
+import base64
 import logging
 import threading
 from datetime import timedelta
@@ -9,7 +10,7 @@ from odoo import api, fields, models
 from odoo.exceptions import UserError
 from odoo.tools import SQL, email_normalize
 
-from .payment_order import OPEN_STATES
+from .payment_order import OPEN_STATES, company_today
 from .qrapi_connector import QrapiError
 
 _logger = logging.getLogger(__name__)
@@ -54,6 +55,17 @@ class PaymentOrderNotification(models.Model):
     provider_message_id = fields.Char(string="Provider Reply", readonly=True)
     mail_id = fields.Many2one("mail.mail", string="Email", readonly=True, ondelete="set null")
     sent_at = fields.Datetime(readonly=True)
+    run_date = fields.Date(
+        string="Queued On",
+        readonly=True,
+        index=True,
+        help="The company's day on which the message was queued; dunning intervals count from it.",
+    )
+    dedupe_key = fields.Char(readonly=True, copy=False, help="Makes a dunning run queue each message once.")
+
+    _sql_constraints = [
+        ("dedupe_key_uniq", "UNIQUE(dedupe_key)", "This dunning message is already in the queue."),
+    ]
 
     # ------------------------------------------------------------------ queueing
 
@@ -70,6 +82,7 @@ class PaymentOrderNotification(models.Model):
                         "company_id": partner_orders.company_id[:1].id,
                         "template_id": template.id,
                         "channel": channel,
+                        "run_date": company_today(partner_orders.company_id[:1]),
                     }
                 )
         return self.create(vals_list)
@@ -105,10 +118,11 @@ class PaymentOrderNotification(models.Model):
         template = self.template_id or self.env["dunning.template"]._get_default(self.company_id)
         text = template._render_body(orders)
         try:
+            statement = self._account_statement() if template.attach_statement else None
             if self.channel == "email":
-                values = self._send_email(template, orders, text)
+                values = self._send_email(template, orders, text, statement)
             else:
-                values = self._send_whatsapp(orders, text)
+                values = self._send_whatsapp(orders, text, statement)
         except QrapiError as error:
             self._record_failure(str(error.args[0]), retriable=error.retriable)
             return
@@ -127,7 +141,13 @@ class PaymentOrderNotification(models.Model):
         )
         orders._record_notification(self)
 
-    def _send_email(self, template, orders, text):
+    def _account_statement(self):
+        """(file name, PDF) of the customer's account statement."""
+        report = self.env.ref("payment_dunning.action_report_account_statement").sudo()
+        content, _format = report._render_qweb_pdf(report, self.partner_id.ids)
+        return self.env._("Account statement - %s.pdf", self.partner_id.name), content
+
+    def _send_email(self, template, orders, text, statement=None):
         partner = self.partner_id
         recipient = email_normalize(partner.collection_email or partner.email or "")
         if not recipient:
@@ -144,6 +164,8 @@ class PaymentOrderNotification(models.Model):
         mail_server = self._collection_mail_server()
         if mail_server:
             email_values["mail_server_id"] = mail_server.id
+        if statement:
+            email_values["attachments"] = [(statement[0], base64.b64encode(statement[1]))]
         mail_id = (
             mail_template.sudo()
             .with_context(dunning_body_html=template._text_to_html(text), lang=partner.lang)
@@ -157,13 +179,15 @@ class PaymentOrderNotification(models.Model):
             raise UserError(mail.failure_reason or self.env._("The email could not be sent."))
         return {"recipient": recipient, "subject": subject, "mail_id": mail.id, "provider_message_id": mail.message_id}
 
-    def _send_whatsapp(self, orders, text):
+    def _send_whatsapp(self, orders, text, statement=None):
         number = self.partner_id.collection_whatsapp
         if not number:
             raise UserError(self.env._("%s has no WhatsApp number.", self.partner_id.display_name))
-        connector = self._whatsapp_connector()
         # one attempt per run: the queue spaces the next ones out instead of blocking a worker
-        reply_id = connector.with_context(qrapi_single_attempt=True).send_text(number, text)
+        connector = self._whatsapp_connector().with_context(qrapi_single_attempt=True)
+        reply_id = connector.send_text(number, text)
+        if statement:
+            connector.send_document(number, statement[0], statement[1])
         return {"recipient": number, "provider_message_id": reply_id}
 
     def _whatsapp_connector(self):

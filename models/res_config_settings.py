@@ -9,6 +9,7 @@ GENERATION_CRON = "payment_dunning.cron_service_plan_generate_orders"
 AUTOMATIC_CRONS = (
     GENERATION_CRON,
     "payment_dunning.cron_payment_order_mark_overdue",
+    "payment_dunning.cron_dunning_run",
     "payment_dunning.cron_payment_order_send_queue",
 )
 

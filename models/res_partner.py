@@ -13,6 +13,8 @@ DOCUMENT_TYPES = [
 
 class ResPartner(models.Model):
     _inherit = "res.partner"
+    # customers are found by document number too (spec 4: "by name or RFC")
+    _rec_names_search = ["complete_name", "email", "ref", "vat", "company_registry", "document_number"]
 
     collection_contact_name = fields.Char(
         string="Collection Contact",
@@ -242,3 +244,28 @@ class ResPartner(models.Model):
         action = self.env["ir.actions.act_window"]._for_xml_id("payment_dunning.action_payment_order_notification")
         action["domain"] = [("partner_id", "child_of", self.commercial_partner_id.id)]
         return action
+
+    def _statement_orders(self):
+        """Open orders with a balance of the customer, oldest due first: the account statement."""
+        self.ensure_one()
+        return self.env["payment.order"].search(
+            [
+                ("partner_id", "child_of", self.commercial_partner_id.id),
+                ("state", "in", ["pending", "overdue"]),
+                ("balance", ">", 0),
+            ],
+            order="due_date, id",
+        )
+
+    def _statement_totals(self, orders):
+        """Outstanding and overdue balance per currency, formatted."""
+        totals = []
+        for currency, currency_orders in orders.grouped("currency_id").items():
+            overdue = currency_orders.filtered(lambda order: order.state == "overdue")
+            totals.append(
+                {
+                    "balance": currency.format(sum(currency_orders.mapped("balance"))),
+                    "overdue": currency.format(sum(overdue.mapped("balance"))),
+                }
+            )
+        return totals

@@ -8,3 +8,4 @@ from . import test_qrapi_connector
 from . import test_notification
 from . import test_settings
 from . import test_service_plan
+from . import test_dunning_run
