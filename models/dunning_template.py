@@ -303,10 +303,11 @@ class DunningTemplate(models.Model):
     def _dunning_run(self, commit=False, chunk_size=5000):
         """Queue today's messages of every active automatic template; return how many were queued.
 
-        Which orders get a message is decided in SQL and the messages are inserted by the same
-        statement, a chunk of customers at a time (each chunk committed when ``commit``). Every
-        message carries a key (template, day, channel, order or customer) that is unique in the
-        queue, so a second run the same day, or a second worker at the same time, adds nothing.
+        Which orders get a message is decided in SQL, one pass over the orders per template into a
+        temporary table; the messages are then inserted from it a chunk of customers at a time,
+        each chunk committed when ``commit``. Every message carries a key (template, day, channel,
+        order or customer) that is unique in the queue, so a second run the same day, or a second
+        worker at the same time, adds nothing.
         """
         templates = self.search([("auto_send", "=", True)])
         if not templates:
@@ -315,36 +316,44 @@ class DunningTemplate(models.Model):
         today = {company.id: company_today(company) for company in companies}
         self.env.flush_all()  # the SQL below reads orders, customers and the queue
         queued = 0
-        for chunk in self._dunning_partner_chunks(chunk_size):
-            for attempt in range(10):
-                try:
-                    with mute_logger("odoo.sql_db"):
-                        queued_chunk = sum(template._queue_dunning(today, chunk) for template in templates)
-                    break
-                except psycopg2.errors.SerializationFailure:
-                    # another worker queued some of these messages after our snapshot began
-                    if not commit or attempt == 9:
-                        raise
-                    self.env.cr.rollback()
-            queued += queued_chunk
+        for template in templates:
+            partner_ids = template._collect_eligible(today)
             if commit:
                 self.env.cr.commit()  # pylint: disable=invalid-commit
+            for start in range(0, len(partner_ids), chunk_size):
+                queued += template._queue_chunk(partner_ids[start : start + chunk_size], commit)
+                if commit:
+                    self.env.cr.commit()  # pylint: disable=invalid-commit
+        self.env.cr.execute("DROP TABLE IF EXISTS payment_dunning_eligible")
         self.env["payment.order.notification"].invalidate_model()
         self.env["payment.order"].invalidate_model(["notification_ids"])
         _logger.info("Dunning run queued %d messages", queued)
         return queued
 
-    @api.model
-    def _dunning_partner_chunks(self, chunk_size):
-        self.env.cr.execute(
-            "SELECT DISTINCT partner_id FROM payment_order "
-            "WHERE state IN ('pending', 'overdue') AND balance > 0 ORDER BY partner_id"
-        )
-        partner_ids = [row[0] for row in self.env.cr.fetchall()]
-        for start in range(0, len(partner_ids), chunk_size):
-            yield partner_ids[start : start + chunk_size]
+    def _collect_eligible(self, today):
+        """Fill the session's temporary table with the orders this template messages today;
+        return their customers."""
+        self.env.cr.execute("DROP TABLE IF EXISTS payment_dunning_eligible")
+        self.env.cr.execute(SQL("CREATE TEMP TABLE payment_dunning_eligible AS %s", self._eligible_sql(today)))
+        self.env.cr.execute("CREATE INDEX ON payment_dunning_eligible (partner_id)")
+        self.env.cr.execute("ANALYZE payment_dunning_eligible")
+        self.env.cr.execute("SELECT DISTINCT partner_id FROM payment_dunning_eligible ORDER BY partner_id")
+        return [row[0] for row in self.env.cr.fetchall()]
 
-    def _eligible_sql(self, today, partner_ids=None):
+    def _queue_chunk(self, partner_ids, commit):
+        for attempt in range(10):
+            try:
+                with mute_logger("odoo.sql_db"):
+                    return self._queue_dunning(partner_ids)
+            except psycopg2.errors.SerializationFailure:
+                # another worker queued some of these messages after our snapshot began: a fresh
+                # snapshot sees them, and their keys keep them out
+                if not commit or attempt == 9:
+                    raise
+                self.env.cr.rollback()
+        return 0
+
+    def _eligible_sql(self, today):
         """Open orders, with a balance, of customers not excluded, whose day from the due date is in
         the window and that had no message of this template within the interval."""
         self.ensure_one()
@@ -372,8 +381,6 @@ class DunningTemplate(models.Model):
             conditions.append(SQL("c.today - o.due_date <= %s", self.days_to))
         if self.company_id:
             conditions.append(SQL("o.company_id = %s", self.company_id.id))
-        if partner_ids is not None:
-            conditions.append(SQL("o.partner_id = ANY(%s)", partner_ids))
         return SQL(
             """
             SELECT o.id AS order_id, o.partner_id, o.company_id, c.today,
@@ -388,7 +395,7 @@ class DunningTemplate(models.Model):
             SQL(" AND ").join(conditions),
         )
 
-    def _queue_dunning(self, today, partner_ids):
+    def _queue_dunning(self, partner_ids):
         """Queue this template's messages for the eligible orders of ``partner_ids``; return the count."""
         self.ensure_one()
         channels = self._channels()
@@ -400,7 +407,7 @@ class DunningTemplate(models.Model):
         self.env.cr.execute(
             SQL(
                 """
-            WITH eligible AS (%(eligible)s),
+            WITH eligible AS (SELECT * FROM payment_dunning_eligible WHERE partner_id = ANY(%(partners)s)),
             keyed AS (
                 SELECT e.*, ch.channel,
                        'dunning:' || %(template)s || ':' || e.today || ':' || ch.channel || ':' || %(recipient)s
@@ -413,10 +420,9 @@ class DunningTemplate(models.Model):
                 INSERT INTO payment_order_notification
                        (partner_id, company_id, template_id, channel, state, attempts, run_date, dedupe_key,
                         create_uid, create_date, write_uid, write_date)
-                SELECT DISTINCT ON (dedupe_key) partner_id, company_id, %(template)s, channel, 'queued', 0,
+                SELECT %(distinct)s partner_id, company_id, %(template)s, channel, 'queued', 0,
                        today, dedupe_key, %(uid)s, %(now)s, %(uid)s, %(now)s
                   FROM keyed
-                 ORDER BY dedupe_key
                     ON CONFLICT (dedupe_key) DO NOTHING
                 RETURNING id, dedupe_key
             ),
@@ -426,12 +432,14 @@ class DunningTemplate(models.Model):
             )
             SELECT count(*) FROM inserted
                 """,
-                eligible=self._eligible_sql(today, partner_ids),
+                partners=partner_ids,
                 template=self.id,
                 recipient=recipient,
                 channels=SQL(", ").join(SQL("(%s)", channel) for channel in channels),
                 uid=self.env.uid,
                 now=now,
+                # a digest is one message for several orders; per order, the keys are unique already
+                distinct=SQL("DISTINCT ON (dedupe_key)") if self.send_mode == "customer" else SQL(""),
             )
         )
         return self.env.cr.fetchone()[0]

@@ -58,7 +58,6 @@ class PaymentOrderNotification(models.Model):
     run_date = fields.Date(
         string="Queued On",
         readonly=True,
-        index=True,
         help="The company's day on which the message was queued; dunning intervals count from it.",
     )
     dedupe_key = fields.Char(readonly=True, copy=False, help="Makes a dunning run queue each message once.")
