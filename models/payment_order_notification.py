@@ -185,9 +185,14 @@ class PaymentOrderNotification(models.Model):
         # one attempt per run: the queue spaces the next ones out instead of blocking a worker
         connector = self._whatsapp_connector().with_context(qrapi_single_attempt=True)
         reply_id = connector.send_text(number, text)
+        values = {"recipient": number, "provider_message_id": reply_id}
         if statement:
-            connector.send_document(number, statement[0], statement[1])
-        return {"recipient": number, "provider_message_id": reply_id}
+            try:
+                connector.send_document(number, statement[0], statement[1])
+            except QrapiError as error:
+                # the text went out: retrying the message would send it twice
+                values["error"] = self.env._("The account statement was not delivered: %s", error.args[0])
+        return values
 
     def _whatsapp_connector(self):
         connector = self._find_whatsapp_connector()

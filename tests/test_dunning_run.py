@@ -243,6 +243,18 @@ class TestDunningDelivery(LocalGatewayMixin, DunningCase):
         self.assertEqual(len(paths), 2, "the text, then the statement as a document")
         self.assertIn(b"Account statement - Andina Telecom.pdf", self.gateway.requests[1]["body"])
 
+    def test_statement_failure_on_whatsapp_keeps_the_text_sent_once(self):
+        self.rule(attach_statement=True, channel_email=False, channel_whatsapp=True)
+        order = self.create_order(100.0, due_date="2026-03-01")
+        self.run_on("2026-03-05")
+        self.gateway.script.extend([(200, {"id": "wamid.text"}), (500, {"error": "media down"})])
+        self.env["payment.order.notification"]._cron_send_queue()
+        notification = order.notification_ids
+        self.assertEqual(notification.state, "sent")
+        self.assertIn("account statement was not delivered", notification.error)
+        self.env["payment.order.notification"]._cron_send_queue()
+        self.assertEqual(len(self.gateway.requests), 2, "the text is not sent again")
+
     def test_paying_cancels_the_queued_messages_at_once(self):
         self.rule(channel_whatsapp=True)
         order = self.create_order(100.0, due_date="2026-03-01")
