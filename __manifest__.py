@@ -19,6 +19,7 @@
         "views/res_config_settings_views.xml",
         "wizards/service_plan_generate_views.xml",
         "views/service_plan_views.xml",
+        "views/payment_dunning_import_views.xml",
         "report/account_statement_report.xml",
         "views/menus.xml",
         "data/dunning_template_data.xml",

@@ -6,3 +6,5 @@ from . import qrapi_connector
 from . import payment_order_notification
 from . import res_config_settings
 from . import service_plan
+from . import payment_dunning_import
+from . import payment_dunning_import_error

@@ -241,13 +241,15 @@ class PaymentOrder(models.Model):
         return [f"{prefix}{number:0{sequence.padding}d}{suffix}" for (number,) in self.env.cr.fetchall()]
 
     @api.model
-    def _insert_generated(self, specs):
-        """Insert the orders of service plans with two statements; return them.
+    def _insert_bulk(self, specs, origin):
+        """Insert many orders with two statements; return them.
 
-        ``specs``: dicts with partner_id, company_id, due_date, concept and ``lines``, a list of dicts
-        with name, amount, plan_id and plan_due_date. The rows are what ``create()`` stores for such
-        an order (``test_generated_order_matches_a_created_one`` holds them to it): the ORM's
-        record-by-record create would not bill 100,000 customers in the morning's time.
+        ``specs``: dicts with partner_id, company_id, due_date, concept, optionally payment_code,
+        installment, charges_amount and balance (default: the total), and ``lines``, dicts with
+        name, amount and optionally plan_id and plan_due_date. The rows are what ``create()``
+        stores for such an order (``test_generated_order_matches_a_created_one`` and
+        ``test_imported_order_matches_a_created_one`` hold them to it): the ORM's record-by-record
+        create would not bill 100,000 customers in the morning's time.
         """
         if not specs:
             return self.browse()
@@ -261,18 +263,24 @@ class PaymentOrder(models.Model):
         for spec in specs:
             currency = companies.browse(spec["company_id"]).currency_id
             amount = currency.round(sum(line["amount"] for line in spec["lines"]))
+            charges = currency.round(spec.get("charges_amount") or 0.0)
+            balance = spec.get("balance")
             rows.append(
                 SQL(
-                    "(%s, %s, %s, %s, %s, %s, 0, %s, %s, %s, 'pending', 1, 'plan', 0, %s, %s, %s, %s)",
+                    "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'pending', %s, %s, %s, 0, %s, %s, %s, %s)",
                     next(names[spec["company_id"]]),
                     spec["partner_id"],
                     spec["company_id"],
                     currency.id,
-                    spec["concept"],
+                    spec.get("concept"),
                     amount,
-                    amount,
-                    amount,
+                    charges,
+                    amount + charges,
+                    currency.round(balance) if balance is not None else amount + charges,
                     spec["due_date"],
+                    spec.get("installment") or 1,
+                    spec.get("payment_code"),
+                    origin,
                     self.env.uid,
                     now,
                     self.env.uid,
@@ -284,7 +292,8 @@ class PaymentOrder(models.Model):
                 """
             INSERT INTO payment_order (name, partner_id, company_id, currency_id, concept, amount,
                                        charges_amount, amount_total, balance, due_date, state, installment,
-                                       origin, notification_count, create_uid, create_date, write_uid, write_date)
+                                       payment_code, origin, notification_count,
+                                       create_uid, create_date, write_uid, write_date)
             VALUES %s RETURNING id
                 """,
                 SQL(", ").join(rows),
@@ -299,8 +308,8 @@ class PaymentOrder(models.Model):
                 line["amount"],
                 spec["company_id"],
                 companies.browse(spec["company_id"]).currency_id.id,
-                line["plan_id"],
-                line["plan_due_date"],
+                line.get("plan_id"),
+                line.get("plan_due_date"),
                 self.env.uid,
                 now,
                 self.env.uid,

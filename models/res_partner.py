@@ -28,6 +28,10 @@ class ResPartner(models.Model):
         help="Stored in international format (E.164), e.g. +51995955955. A number without "
         "country code takes the country of the customer, else of the company.",
     )
+    collection_other_contacts = fields.Char(
+        string="Other Mobiles and Emails",
+        help="Further mobiles and emails of the customer, as imported (spec 5: up to five of each).",
+    )
     document_type = fields.Selection(DOCUMENT_TYPES, help="Kind of identification document.")
     document_number = fields.Char(
         index="btree_not_null",

@@ -516,7 +516,7 @@ class ServicePlan(models.Model):
             }
             for (partner_id, company_id, due), rows in groups.items()
         ]
-        return self.env["payment.order"]._insert_generated(specs)
+        return self.env["payment.order"]._insert_bulk(specs, "plan")
 
     @api.model
     def _line_description(self, row):

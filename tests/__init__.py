@@ -9,3 +9,4 @@ from . import test_notification
 from . import test_settings
 from . import test_service_plan
 from . import test_dunning_run
+from . import test_import

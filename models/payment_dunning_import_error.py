@@ -1,0 +1,15 @@
+from odoo import fields, models
+
+
+class PaymentDunningImportError(models.Model):
+    """A bad row of an import: where and why."""
+
+    _name = "payment.dunning.import.error"
+    _description = "Collections Import Error"
+    _order = "import_id, line, id"
+
+    import_id = fields.Many2one("payment.dunning.import", required=True, ondelete="cascade", index=True)
+    line = fields.Integer(required=True)
+    column = fields.Char()
+    value = fields.Char()
+    reason = fields.Char(required=True)
