@@ -20,6 +20,7 @@
         "wizards/service_plan_generate_views.xml",
         "views/service_plan_views.xml",
         "views/payment_dunning_import_views.xml",
+        "views/account_move_views.xml",
         "report/account_statement_report.xml",
         "views/menus.xml",
         "data/dunning_template_data.xml",

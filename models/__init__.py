@@ -8,3 +8,4 @@ from . import res_config_settings
 from . import service_plan
 from . import payment_dunning_import
 from . import payment_dunning_import_error
+from . import account_move

@@ -1,4 +1,5 @@
 import logging
+import threading
 from datetime import datetime
 
 import pytz
@@ -154,6 +155,7 @@ class PaymentOrder(models.Model):
         ),
         ("name_company_uniq", "UNIQUE(company_id, name)", "Payment order references are unique per company."),
         ("installment_positive", "CHECK(installment >= 1)", "The installment number starts at 1."),
+        ("invoice_uniq", "UNIQUE(invoice_id)", "An invoice has one payment order at most."),
         ("balance_not_negative", "CHECK(balance >= 0)", "The outstanding balance cannot be negative."),
         (
             "charges_not_negative",
@@ -622,6 +624,61 @@ class PaymentOrder(models.Model):
         self.env["payment.order"].invalidate_model(["state", "write_date", "write_uid"])
         _logger.info("Marked %d payment orders overdue", count)
         return count
+
+    @api.model
+    def _cron_orders_from_invoices(self, batch_size=200):
+        """Scheduled job: a payment order for every posted, unpaid customer invoice that has none."""
+        params = self.env["ir.config_parameter"].sudo()
+        if not (
+            params.get_param("payment_dunning.automatic_tasks") and params.get_param("payment_dunning.invoice_orders")
+        ):
+            return self.browse()
+        testing = getattr(threading.current_thread(), "testing", False)
+        moves = self.env["account.move"].sudo()
+        created = self.browse()
+        last_id = 0
+        while True:
+            domain = [*moves._payment_order_candidates_domain(), ("id", ">", last_id)]
+            invoices = moves.search(domain, limit=batch_size, order="id")
+            if not invoices:
+                return created
+            last_id = invoices[-1].id
+            created |= self._create_from_invoices(invoices)
+            if not testing:
+                self.env.cr.commit()  # pylint: disable=invalid-commit
+
+    @api.model
+    def _create_from_invoices(self, invoices):
+        """One order per invoice: code = invoice number, amount = total, balance = residual, due
+        date = the invoice's. An order already carrying the invoice number as payment code is
+        linked to the invoice instead of duplicated."""
+        orders = self.sudo()
+        vals_list = []
+        for invoice in invoices:
+            existing = orders.search(
+                [("company_id", "=", invoice.company_id.id), ("payment_code", "=", invoice.name),
+                 ("installment", "=", 1), ("invoice_id", "=", False)],
+                limit=1,
+            )  # fmt: skip
+            if existing:
+                existing.invoice_id = invoice
+                continue
+            total = invoice.company_currency_id.round(abs(invoice.amount_total_signed))
+            vals_list.append(
+                {
+                    "partner_id": invoice.commercial_partner_id.id,
+                    "company_id": invoice.company_id.id,
+                    "due_date": invoice.invoice_date_due or invoice.invoice_date,
+                    "concept": invoice.ref or invoice.name,
+                    "payment_code": invoice.name,
+                    "installment": 1,
+                    "origin": "invoice",
+                    "invoice_id": invoice.id,
+                    "line_ids": [fields.Command.create({"name": invoice.name, "amount": total})],
+                    "balance": min(total, invoice.company_currency_id.round(abs(invoice.amount_residual_signed))),
+                }
+            )
+        return orders.with_context(tracking_disable=True).create(vals_list)
 
     # ------------------------------------------------------------------ statistics
 

@@ -6,6 +6,7 @@ from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
 GENERATION_CRON = "payment_dunning.cron_service_plan_generate_orders"
+INVOICE_CRON = "payment_dunning.cron_payment_order_from_invoices"
 AUTOMATIC_CRONS = (
     GENERATION_CRON,
     "payment_dunning.cron_payment_order_mark_overdue",
@@ -38,6 +39,12 @@ class ResConfigSettings(models.TransientModel):
         string="Automatic Notifications",
         config_parameter="payment_dunning.notifications_enabled",
         help="Generated orders and dunning rules send reminders automatically.",
+    )
+    dunning_invoice_orders = fields.Boolean(
+        string="Payment Orders from Invoices",
+        config_parameter="payment_dunning.invoice_orders",
+        help="Every day, a payment order for each posted, unpaid customer invoice that has none. "
+        "The order's balance follows the invoice's payments.",
     )
     dunning_template_body = fields.Text(
         string="Message Template",
@@ -94,6 +101,9 @@ class ResConfigSettings(models.TransientModel):
             cron = self.env.ref(xmlid, raise_if_not_found=False)
             if cron and cron.active != self.dunning_automatic_tasks:
                 cron.sudo().active = self.dunning_automatic_tasks
+        invoice_cron = self.env.ref(INVOICE_CRON, raise_if_not_found=False)
+        if invoice_cron:
+            invoice_cron.sudo().active = self.dunning_automatic_tasks and self.dunning_invoice_orders
         if self.dunning_automatic_tasks and (not was_on or old_hour != self.dunning_generation_hour):
             self._reschedule_generation()
         return result

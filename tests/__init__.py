@@ -10,3 +10,4 @@ from . import test_settings
 from . import test_service_plan
 from . import test_dunning_run
 from . import test_import
+from . import test_invoice_orders
