@@ -21,6 +21,7 @@
         "views/service_plan_views.xml",
         "views/payment_dunning_import_views.xml",
         "views/account_move_views.xml",
+        "views/payment_dunning_aging_views.xml",
         "report/account_statement_report.xml",
         "views/menus.xml",
         "data/dunning_template_data.xml",
@@ -31,6 +32,7 @@
     "assets": {
         "web.assets_backend": [
             "payment_dunning/static/src/views/*",
+            "payment_dunning/static/src/dashboard/*",
         ],
         "web.assets_tests": [
             "payment_dunning/static/tests/tours/*",

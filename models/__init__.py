@@ -9,3 +9,4 @@ from . import service_plan
 from . import payment_dunning_import
 from . import payment_dunning_import_error
 from . import account_move
+from . import payment_dunning_aging

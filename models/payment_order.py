@@ -693,6 +693,57 @@ class PaymentOrder(models.Model):
         }
 
     @api.model
+    def get_dashboard_data(self):
+        """Every figure of the Collections dashboard, from grouped queries: states, aging, messages
+        of the last 30 days, orders due this week. Each comes with the domain of its list."""
+        today = company_today(self.env.company)
+        in_companies = [("company_id", "in", self.env.companies.ids)]
+        week_end = fields.Date.add(today, days=7)
+        since = fields.Datetime.subtract(fields.Datetime.now(), days=30)
+        aging_model = self.env["payment.dunning.aging"]
+        buckets = dict(aging_model._fields["bucket"]._description_selection(self.env))
+        aging = {
+            bucket: {"bucket": bucket, "label": label, "count": 0, "amount": 0.0} for bucket, label in buckets.items()
+        }
+        for bucket, count, amount in aging_model._read_group(in_companies, ["bucket"], ["__count", "balance:sum"]):
+            aging[bucket].update(count=count, amount=amount)
+        currency = self.env.company.currency_id
+        for entry in aging.values():
+            entry["formatted"] = currency.format(entry["amount"])
+            entry["domain"] = [("bucket", "=", entry["bucket"]), *in_companies]
+        messages = dict(
+            self.env["payment.order.notification"]._read_group(
+                [("create_date", ">=", since), ("state", "in", ["sent", "failed"]), *in_companies],
+                ["state"],
+                ["__count"],
+            )
+        )
+        due_domain = [
+            ("state", "in", list(OPEN_STATES)),
+            ("due_date", ">=", today),
+            ("due_date", "<=", week_end),
+            *in_companies,
+        ]
+        [(due_count, due_amount)] = self._read_group(due_domain, [], ["__count", "balance:sum"])
+        return {
+            "totals": self.get_state_totals(in_companies),
+            "aging": list(aging.values()),
+            "messages": {
+                "sent": messages.get("sent", 0),
+                "failed": messages.get("failed", 0),
+                "since": fields.Datetime.to_string(since),
+            },
+            "due_this_week": {
+                "count": due_count,
+                "formatted": currency.format(due_amount or 0.0),
+                "domain": due_domain,
+            },
+            "automatic_tasks": bool(
+                self.env["ir.config_parameter"].sudo().get_param("payment_dunning.automatic_tasks")
+            ),
+        }
+
+    @api.model
     def get_state_totals(self, domain=None):
         """Totals per state and currency for the panel above the orders list (spec 1)."""
         groups = self._read_group(list(domain or []), ["state", "currency_id"], ["amount_total:sum", "__count"])

@@ -11,3 +11,4 @@ from . import test_service_plan
 from . import test_dunning_run
 from . import test_import
 from . import test_invoice_orders
+from . import test_dashboard
