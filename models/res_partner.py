@@ -78,6 +78,22 @@ class ResPartner(models.Model):
         help="Outstanding balance of overdue orders in the current company.",
     )
 
+    service_plan_count = fields.Integer(
+        compute="_compute_collection_activity", groups="payment_dunning.group_payment_dunning_user"
+    )
+    collection_last_message = fields.Datetime(
+        string="Last Reminder",
+        compute="_compute_collection_activity",
+        groups="payment_dunning.group_payment_dunning_user",
+        help="When the last reminder reached this customer.",
+    )
+    collection_next_message = fields.Datetime(
+        string="Next Queued Reminder",
+        compute="_compute_collection_activity",
+        groups="payment_dunning.group_payment_dunning_user",
+        help="The earliest reminder waiting in the send queue for this customer.",
+    )
+
     def init(self):
         # A partner shared by all companies (no company) conflicts with every company.
         self.env.cr.execute(
@@ -235,6 +251,40 @@ class ResPartner(models.Model):
                 self.collection_whatsapp = formatted
 
     # ------------------------------------------------------------------ actions
+
+    def _compute_collection_activity(self):
+        partners = self.filtered("id")
+        plans, last, queued = {}, {}, {}
+        if partners:
+            plans = dict(
+                self.env["service.plan"]._read_group([("partner_id", "in", partners.ids)], ["partner_id"], ["__count"])
+            )
+            notifications = self.env["payment.order.notification"]
+            last = dict(
+                notifications._read_group(
+                    [("partner_id", "in", partners.ids), ("state", "=", "sent")], ["partner_id"], ["sent_at:max"]
+                )
+            )
+            queued = dict(
+                notifications._read_group(
+                    [("partner_id", "in", partners.ids), ("state", "=", "queued")], ["partner_id"], ["create_date:min"]
+                )
+            )
+        for partner in self:
+            partner.service_plan_count = plans.get(partner, 0)
+            partner.collection_last_message = last.get(partner, False)
+            partner.collection_next_message = queued.get(partner, False)
+
+    def action_view_service_plans(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id("payment_dunning.action_service_plan")
+        action["domain"] = [("partner_id", "child_of", self.commercial_partner_id.id)]
+        action["context"] = {"default_partner_id": self.commercial_partner_id.id}
+        return action
+
+    def action_print_statement(self):
+        self.ensure_one()
+        return self.env.ref("payment_dunning.action_report_account_statement").report_action(self)
 
     def action_view_payment_orders(self):
         self.ensure_one()

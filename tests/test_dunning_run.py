@@ -270,8 +270,13 @@ class TestDunningDelivery(LocalGatewayMixin, DunningCase):
         template = self.rule("Primer aviso")
         order = self.create_order(100.0, due_date="2026-03-01")
         self.run_on("2026-03-05")
+        self.assertTrue(self.customer.collection_next_message, "the queued reminder shows on the customer")
+        self.assertFalse(self.customer.collection_last_message)
         self.env["payment.order.notification"]._cron_send_queue()
+        self.customer.invalidate_recordset(["collection_last_message", "collection_next_message"])
         notification = order.notification_ids
+        self.assertEqual(self.customer.collection_last_message, notification.sent_at)
+        self.assertFalse(self.customer.collection_next_message)
         self.assertEqual(notification.template_id, template)
         self.assertEqual((notification.channel, notification.state), ("email", "sent"))
         partner_notes = self.customer.message_ids.mapped("body")

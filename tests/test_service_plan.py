@@ -474,6 +474,9 @@ class TestPlanManagement(ServicePlanCase):
     def test_partner_lists_its_plans(self):
         plan = self.plan()
         self.assertEqual(self.customer.service_plan_ids, plan)
+        self.assertEqual(self.customer.service_plan_count, 1)
+        action = self.customer.action_view_service_plans()
+        self.assertEqual(self.env["service.plan"].search(action["domain"]), plan)
 
     def test_orders_button_opens_the_orders_of_the_plan(self):
         plan = self.plan()
