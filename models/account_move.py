@@ -17,7 +17,7 @@ class AccountMove(models.Model):
         groups="payment_dunning.group_payment_dunning_user",
     )
 
-    def _compute_payment_state(self):
+    def _compute_payment_state(self):  # pylint: disable=missing-return
         super()._compute_payment_state()
         invoices = self.filtered(lambda move: move.id and move.move_type == "out_invoice")
         if invoices:
