@@ -77,3 +77,61 @@ class TestServicePlanUi(HttpCase):
         self.assertEqual(order.amount_total, 149.9)
         self.assertEqual(order.line_ids.plan_id, plans)
         self.assertEqual(plans.mapped("installments_billed"), [1, 1])
+
+
+@tagged("post_install", "-at_install")
+class TestCollectionsUi(LocalGatewayMixin, HttpCase):
+    """The walk of issue 7 in a company of its own, so the dashboard starts from zero."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.start_gateway()
+        cls.sink, _server = start_smtp_sink(cls)
+        cls.env["qrapi.connector"].create({"name": "Local", "url": cls.gateway.url, "api_key": "k", "rate_limit": 0})
+        cls.company = cls.env["res.company"].create(
+            {
+                "name": "Tour Cobranzas SAC",
+                "country_id": cls.env.ref("base.pe").id,
+                "currency_id": cls.env.ref("base.PEN").id,
+                "email": "cobranzas@tour.example.com",
+            }
+        )
+        cls.env.ref("base.PEN").active = True
+
+    def collector(self, login, lang="en_US"):
+        return new_test_user(
+            self.env,
+            login,
+            groups="base.group_user,base.group_partner_manager,payment_dunning.group_payment_dunning_manager",
+            company_id=self.company.id,
+            company_ids=[(6, 0, self.company.ids)],
+            lang=lang,
+        )
+
+    def test_customer_order_notify_pay_and_dashboard(self):
+        self.collector("cobrador")
+        # Odoo skips the SMTP conversation in test mode; here a real local server receives it.
+        with patch.object(odoo.modules.module, "current_test", None):
+            self.start_tour(
+                "/odoo/action-payment_dunning.action_collections_dashboard",
+                "payment_dunning_collections_tour",
+                login="cobrador",
+            )
+        order = self.env["payment.order"].search([("partner_id.name", "=", "Cliente Tour")])
+        self.assertEqual((order.state, order.amount, order.company_id), ("paid", 89.9, self.company))
+        self.assertEqual(order.partner_id.collection_whatsapp, "+51995955955")
+        self.assertEqual(sorted(order.notification_ids.mapped("state")), ["sent", "sent"])
+        self.assertEqual(len(self.gateway.requests), 1)
+        self.assertEqual(self.sink.messages[0][0], ["pagos@cliente-tour.example.com"])
+
+    def test_spanish_user_sees_spanish_screens(self):
+        self.env["res.lang"]._activate_lang("es_ES")
+        modules = self.env["ir.module.module"].search([("name", "in", ["base", "web", "mail", "payment_dunning"])])
+        modules._update_translations(["es_ES"])
+        self.collector("cobradora", lang="es_ES")
+        self.start_tour(
+            "/odoo/action-payment_dunning.action_collections_dashboard",
+            "payment_dunning_spanish_tour",
+            login="cobradora",
+        )
