@@ -1,7 +1,10 @@
+import base64
+import os
 from unittest.mock import patch
 
 import odoo
 from odoo.tests import HttpCase, new_test_user, tagged
+from odoo.tests.common import ChromeBrowser
 
 from .common import LocalGatewayMixin, start_smtp_sink
 
@@ -135,3 +138,65 @@ class TestCollectionsUi(LocalGatewayMixin, HttpCase):
             "payment_dunning_spanish_tour",
             login="cobradora",
         )
+
+
+@tagged("post_install", "-at_install")
+class TestScreens(HttpCase):
+    """The main screens with the demo data, photographed at the end of their tours.
+
+    ``PAYMENT_DUNNING_SCREENSHOTS=static/description ./dev test`` (or any folder) keeps the pictures:
+    they are the README's and the apps page's.
+    """
+
+    SCREENS = (
+        ("dashboard", "/odoo/action-payment_dunning.action_collections_dashboard"),
+        ("orders", "/odoo/action-payment_dunning.action_payment_order"),
+        ("order", "/odoo/action-payment_dunning.action_payment_order/{order}"),
+        ("plan", "/odoo/action-payment_dunning.action_service_plan/{plan}"),
+        ("template", "/odoo/action-payment_dunning.action_dunning_template/{template}"),
+        ("aging", "/odoo/action-payment_dunning.action_payment_dunning_aging"),
+        ("settings", "/odoo/action-payment_dunning.action_collections_settings"),
+    )
+
+    def setUp(self):
+        super().setUp()
+        settings = {"dunning_automatic_tasks": True, "dunning_notifications": True}
+        self.env["res.config.settings"].create(settings).execute()
+        self.env["payment.order"]._cron_mark_overdue()
+        self.env["service.plan"]._generate_orders(self.env["res.company"].search([]))
+        template = self.env["dunning.template"]._get_default()
+        template.write({"auto_send": True, "days_from": -3, "days_to": 30, "interval_days": 7})
+        order = self.env.ref("payment_dunning.payment_order_demo_overdue")
+        order.balance = order.balance / 2
+        order.message_post(body="Tesorería promete pagar el saldo el viernes.", subtype_xmlid="mail.mt_note")
+        plan = self.env.ref("payment_dunning.service_plan_demo_lucia_router")
+        self.screen_ids = {"order": order.id, "plan": plan.id, "template": template.id}
+
+    def capture(self, url, name):
+        """Run the screen's tour and photograph the page it ends on, before the browser closes."""
+        shots = []
+        close = ChromeBrowser.stop
+
+        def photograph_then_close(browser):
+            if browser.ws is not None:
+                browser._websocket_request(
+                    "Runtime.evaluate",
+                    params={"expression": "document.querySelectorAll('.o_notification').forEach(n => n.remove())"},
+                )
+                shot = browser._websocket_request("Page.captureScreenshot", params={"format": "png"})
+                shots.append(base64.b64decode(shot["data"]))
+            return close(browser)
+
+        with patch.object(ChromeBrowser, "stop", photograph_then_close):
+            self.start_tour(url, f"payment_dunning_screen_{name}", login="admin")
+        return shots[0]
+
+    def test_main_screens(self):
+        folder = os.environ.get("PAYMENT_DUNNING_SCREENSHOTS")
+        for name, url in self.SCREENS:
+            with self.subTest(screen=name):
+                png = self.capture(url.format(**self.screen_ids), name)
+                self.assertTrue(png.startswith(b"\x89PNG") and len(png) > 10_000, f"{name}: no picture")
+                if folder:
+                    with open(os.path.join(folder, f"{name}.png"), "wb") as file:
+                        file.write(png)

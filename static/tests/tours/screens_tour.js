@@ -1,0 +1,21 @@
+import { registry } from "@web/core/registry";
+
+/**
+ * One tour per main screen, each waiting until its screen shows what it is for; the test
+ * (TestScreens) photographs the screen each one ends on for the README and the apps page.
+ */
+const SCREENS = {
+    dashboard: ".o_payment_dunning_dashboard .o_dashboard_state_paid",
+    orders: ".o_payment_order_totals .o_payment_order_total_overdue",
+    order: ".o-mail-Message:contains(Tesorería promete pagar)",
+    plan: ".o_field_widget[name=line_ids] .o_data_row",
+    template: ".o_field_widget[name=body]",
+    aging: ".o_pivot .o_pivot_cell_value",
+    settings: "#dunning_notifications",
+};
+
+for (const [name, trigger] of Object.entries(SCREENS)) {
+    registry.category("web_tour.tours").add(`payment_dunning_screen_${name}`, {
+        steps: () => [{ content: `The ${name} screen is shown`, trigger }],
+    });
+}
