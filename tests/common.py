@@ -98,6 +98,16 @@ class PaymentDunningCase(TransactionCase):
         ]
 
 
+def stored_values(records, skip):
+    """The stored values of ``records`` (ids and ``skip`` aside): what two ways of creating them must agree on."""
+    names = [
+        name
+        for name, field in records._fields.items()
+        if field.store and field.type not in ("one2many", "many2many") and name not in skip
+    ]
+    return [{key: value for key, value in row.items() if key != "id"} for row in records.read(names)]
+
+
 class SmtpSink:
     """A real SMTP server on 127.0.0.1 that keeps the messages it receives."""
 

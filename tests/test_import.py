@@ -4,7 +4,7 @@ from datetime import date
 
 from odoo.tests import tagged
 
-from .common import PaymentDunningCase
+from .common import PaymentDunningCase, stored_values
 
 ORDER_HEADER = (
     "Tipo de documento,Número de documento,Código de pago,Cuota,Monto (OP),Cargos e Intereses (OP),"
@@ -126,16 +126,8 @@ class TestOrderImport(ImportCase):
         self.env.invalidate_all()
         skip = {"id", "name", "payment_code", "create_date", "write_date", "order_id"}
 
-        def stored(records):
-            names = [
-                name
-                for name, field in records._fields.items()
-                if field.store and field.type not in ("one2many", "many2many") and name not in skip
-            ]
-            return [{key: value for key, value in row.items() if key != "id"} for row in records.read(names)]
-
-        self.assertEqual(stored(imported), stored(created))
-        self.assertEqual(stored(imported.line_ids), stored(created.line_ids))
+        self.assertEqual(stored_values(imported, skip), stored_values(created, skip))
+        self.assertEqual(stored_values(imported.line_ids, skip), stored_values(created.line_ids, skip))
 
     def test_existing_key_updates_only_balance_and_charges(self):
         order = self.create_order(500.0, due_date="2026-12-01", payment_code="LOAN-7", installment=3)

@@ -10,7 +10,7 @@ from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tests import tagged
 from odoo.tools import mute_logger
 
-from .common import PaymentDunningCase
+from .common import PaymentDunningCase, stored_values
 
 # Mid-afternoon UTC is morning in Lima: "today" is the same date for the company and the server.
 MORNING = "15:00:00"
@@ -246,17 +246,9 @@ class TestGeneration(ServicePlanCase):
         )
         self.env.invalidate_all()
 
-        def stored(records, skip):
-            names = [
-                name
-                for name, field in records._fields.items()
-                if field.store and field.type not in ("one2many", "many2many") and name not in skip
-            ]
-            return [{key: value for key, value in row.items() if key != "id"} for row in records.read(names)]
-
         skip = {"id", "name", "create_date", "write_date", "order_id", "plan_id", "plan_due_date"}
-        self.assertEqual(stored(generated, skip), stored(created, skip))
-        self.assertEqual(stored(generated.line_ids, skip), stored(created.line_ids, skip))
+        self.assertEqual(stored_values(generated, skip), stored_values(created, skip))
+        self.assertEqual(stored_values(generated.line_ids, skip), stored_values(created.line_ids, skip))
         self.assertEqual(generated.name[:8], created.name[:8])
         self.assertEqual(int(created.name[-5:]), int(generated.name[-5:]) + 1, "one sequence for both ways")
 
