@@ -653,13 +653,18 @@ class PaymentOrder(models.Model):
         date = the invoice's. An order already carrying the invoice number as payment code is
         linked to the invoice instead of duplicated."""
         orders = self.sudo()
+        unlinked = orders.search(
+            [
+                ("company_id", "in", invoices.company_id.ids),
+                ("payment_code", "in", invoices.mapped("name")),
+                ("installment", "=", 1),
+                ("invoice_id", "=", False),
+            ]
+        )
+        by_code = {(order.company_id.id, order.payment_code): order for order in unlinked}
         vals_list = []
         for invoice in invoices:
-            existing = orders.search(
-                [("company_id", "=", invoice.company_id.id), ("payment_code", "=", invoice.name),
-                 ("installment", "=", 1), ("invoice_id", "=", False)],
-                limit=1,
-            )  # fmt: skip
+            existing = by_code.get((invoice.company_id.id, invoice.name))
             if existing:
                 existing.invoice_id = invoice
                 continue
