@@ -361,7 +361,7 @@ class ServicePlan(models.Model):
         horizons = self._generation_horizons(companies)
         if not horizons:
             return self.env["payment.order"]
-        plans_model = self.sudo().with_context(tracking_disable=True, active_test=False)
+        plans_model = self.sudo().with_context(tracking_disable=True)
         order_ids, failed_partners, conflicts = [], set(), 0
         while True:
             try:
