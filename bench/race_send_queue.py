@@ -1,108 +1,89 @@
 #!/usr/bin/env python3
-"""Race proof and benchmark: two workers run ``_cron_send_queue()`` over the same queued messages.
+"""Race proof: two workers drain one send queue with several messages per order on two channels.
 
-Seeds N committed WhatsApp notifications, points a connector at a local HTTP server standing in
-for the gateway (rate limit off), runs two workers at once behind a barrier, and checks that the
-gateway received every message exactly once and every notification ends sent. Prints messages per
-second and peak memory. Exits non-zero when the proof fails.
+Seeds N orders with three templates each (two by email and WhatsApp, one by WhatsApp only): five
+messages per order, several of them to the same order and customer at once. Two workers call
+``_cron_send_queue()`` at the same time behind a barrier, against a local HTTP server standing in
+for the gateway and a local SMTP server. Checks that the gateway received every WhatsApp message
+exactly once, the SMTP server every email exactly once, and every line ends sent; prints the
+throughput. Exits non-zero when the proof fails.
 
-    python3 bench/race_send_queue.py -c .devenv/odoo.conf -d DB [--messages 2000]
+    python3 bench/race_send_queue.py -c .devenv/odoo.conf -d DB [--orders 400]
 """
 
-import collections
 import os
-import resource
 import sys
-import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from send_queue_common import (
+    TAG,
+    FakeGateway,
+    SmtpSink,
+    cleanup,
+    configure,
+    duplicates,
+    queue,
+    run_workers,
+    seed_orders,
+    states,
+    superuser_env,
+    template,
+)
+
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
-from odoo_script import load_registry, script_arguments, superuser_env
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-from fake_gateway import FakeGateway
-
-TAG = "race-send-queue"
-
-
-def seed(env, count, gateway_url):
-    connector = env["qrapi.connector"].create(
-        {"name": TAG, "url": gateway_url, "api_key": "bench-key", "rate_limit": 0, "retries": 0}
-    )
-    template = env["dunning.template"].create(
-        {
-            "name": TAG,
-            "body": "Hola @variable_nombre, vence @variable_fecha_vencimiento: *@variable_saldo*",
-            "channel_email": False,
-        }
-    )
-    partners = env["res.partner"].create(
-        [{"name": f"{TAG} {index}", "collection_whatsapp": f"+5199{index:07d}"} for index in range(count)]
-    )
-    orders = env["payment.order"].create(
-        [
-            {"partner_id": partner.id, "due_date": "2030-01-01", "amount": 10.0 + index, "concept": TAG}
-            for index, partner in enumerate(partners)
-        ]
-    )
-    env["payment.order.notification"]._queue(template, orders)
-    env.cr.commit()
-    return connector
-
-
-def cleanup(env):
-    orders = env["payment.order"].search([("concept", "=", TAG)])
-    env["payment.order.notification"].search([("order_ids", "in", orders.ids)]).unlink()
-    orders.filtered(lambda order: order.state in ("pending", "overdue")).action_cancel()
-    orders.filtered(lambda order: order.state == "cancelled").unlink()
-    env["res.partner"].search([("name", "=like", f"{TAG} %")]).unlink()
-    env["dunning.template"].search([("name", "=", TAG)]).unlink()
-    env["qrapi.connector"].search([("name", "=", TAG)]).unlink()
-    env.cr.commit()
-
-
-def worker(registry, barrier, results, name):
-    with superuser_env(registry) as env:
-        barrier.wait()
-        results[name] = env["payment.order.notification"]._cron_send_queue(batch_size=100)
-        env.cr.commit()
+from odoo_script import load_registry, script_arguments
 
 
 def main():
     parser = script_arguments(__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--orders", type=int, default=400)
     args = parser.parse_args()
     registry = load_registry(args)
-    gateway = FakeGateway()
+    gateway = FakeGateway(keep_requests=False)
+    sink = SmtpSink()
     try:
         with superuser_env(registry) as env:
             cleanup(env)
-            seed(env, args.messages, gateway.url)
-        barrier = threading.Barrier(2)
-        results = {}
-        threads = [threading.Thread(target=worker, args=(registry, barrier, results, name)) for name in ("A", "B")]
+            configure(env, gateway.url, sink.port)
+            templates = [
+                template(env, f"{TAG} A"),
+                template(env, f"{TAG} B"),
+                template(env, f"{TAG} C", email=False),
+            ]
+            orders = seed_orders(env, args.orders)
+            lines = queue(env, templates, orders)
+            env.cr.commit()
         started = time.perf_counter()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        results, errors = run_workers(registry, 2)
         elapsed = time.perf_counter() - started
         with superuser_env(registry) as env:
-            orders = env["payment.order"].search([("concept", "=", TAG)])
-            states = collections.Counter(
-                env["payment.order.notification"].search([("order_ids", "in", orders.ids)]).mapped("state")
-            )
+            final = states(env, lines)
             cleanup(env)
     finally:
         gateway.close()
-    numbers = collections.Counter(request["body"] for request in gateway.requests)
-    duplicates = sum(count - 1 for count in numbers.values() if count > 1)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"messages: {args.messages}; workers sent {results}; states after: {dict(states)}")
-    print(f"gateway requests: {len(gateway.requests)}, duplicates: {duplicates}")
-    print(f"throughput: {args.messages / elapsed:.0f} messages/s over {elapsed:.1f}s; peak RSS {peak_mb:.0f} MiB")
-    ok = len(gateway.requests) == args.messages and not duplicates and states == {"sent": args.messages}
-    print("race send-queue:", "OK, every message sent once" if ok else "FAILED")
+        sink.close()
+    expected_whatsapp = 3 * args.orders
+    expected_email = 2 * args.orders
+    whatsapp_dupes = duplicates(gateway.requests)
+    email_dupes = duplicates(sink.messages)
+    print(f"orders: {args.orders}; messages: {len(lines)} (5 per order); workers handled {results}")
+    print(f"states after: {final}; errors: {errors or 'none'}")
+    print(
+        f"gateway requests: {len(gateway.requests)}/{expected_whatsapp}, duplicates {whatsapp_dupes}; "
+        f"emails received: {len(sink.messages)}/{expected_email}, duplicates {email_dupes}"
+    )
+    print(f"throughput: {len(lines) / elapsed:.0f} messages/s with two workers over {elapsed:.1f}s")
+    ok = (
+        not errors
+        and len(gateway.requests) == expected_whatsapp
+        and len(sink.messages) == expected_email
+        and not whatsapp_dupes
+        and not email_dupes
+        and final == {"sent": len(lines)}
+        and sum(results.values()) == len(lines)
+    )
+    print("race send-queue:", "OK, every message sent exactly once" if ok else "FAILED")
     return 0 if ok else 1
 
 

@@ -118,20 +118,33 @@ class DunningTemplate(models.Model):
 
     def _variables(self):
         """Variable name -> (description, value for the orders of one customer)."""
+        labels = {
+            "@variable_nombre": self.env._("Customer name"),
+            "@variable_plan": self.env._("Plans or services billed"),
+            "@variable_precios": self.env._("Amount of the order(s)"),
+            "@variable_fecha_vencimiento": self.env._("Due date"),
+            "@variable_concepto": self.env._("Concept of the order(s)"),
+            "@variable_orden": self.env._("Order reference(s)"),
+            "@variable_saldo": self.env._("Outstanding balance"),
+            "@variable_dias_vencido": self.env._("Days past the due date"),
+            "@variable_empresa": self.env._("Your company's name"),
+            "@variable_detalle": self.env._("One line per order: reference, concept, due date, balance"),
+        }
+        return {name: (labels[name], getter) for name, getter in self._variable_getters().items()}
+
+    def _variable_getters(self):
+        """Variable name -> value for the orders of one customer (what rendering needs: no labels)."""
         return {
-            "@variable_nombre": (self.env._("Customer name"), self._value_customer_name),
-            "@variable_plan": (self.env._("Plans or services billed"), self._value_plans),
-            "@variable_precios": (self.env._("Amount of the order(s)"), self._value_amount),
-            "@variable_fecha_vencimiento": (self.env._("Due date"), self._value_due_date),
-            "@variable_concepto": (self.env._("Concept of the order(s)"), self._value_concept),
-            "@variable_orden": (self.env._("Order reference(s)"), self._value_references),
-            "@variable_saldo": (self.env._("Outstanding balance"), self._value_balance),
-            "@variable_dias_vencido": (self.env._("Days past the due date"), self._value_days_overdue),
-            "@variable_empresa": (self.env._("Your company's name"), self._value_company),
-            "@variable_detalle": (
-                self.env._("One line per order: reference, concept, due date, balance"),
-                self._value_detail,
-            ),
+            "@variable_nombre": self._value_customer_name,
+            "@variable_plan": self._value_plans,
+            "@variable_precios": self._value_amount,
+            "@variable_fecha_vencimiento": self._value_due_date,
+            "@variable_concepto": self._value_concept,
+            "@variable_orden": self._value_references,
+            "@variable_saldo": self._value_balance,
+            "@variable_dias_vencido": self._value_days_overdue,
+            "@variable_empresa": self._value_company,
+            "@variable_detalle": self._value_detail,
         }
 
     @api.depends_context("lang")
@@ -215,7 +228,7 @@ class DunningTemplate(models.Model):
         partner = orders.partner_id[:1]
         lang = partner.lang or self.env.lang or "en_US"
         env_orders = orders.with_context(lang=lang)
-        getters = self._variables()
+        getters = self._variable_getters()
         cache = {}
 
         def replace(match):
@@ -223,7 +236,7 @@ class DunningTemplate(models.Model):
             if name not in getters:
                 return name
             if name not in cache:
-                cache[name] = getters[name][1](env_orders)
+                cache[name] = getters[name](env_orders)
             return cache[name]
 
         return VARIABLE_RE.sub(replace, text)

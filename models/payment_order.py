@@ -1,4 +1,5 @@
 import logging
+import operator
 import threading
 from datetime import datetime
 
@@ -7,12 +8,20 @@ from markupsafe import Markup
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
-from odoo.tools import SQL
+from odoo.tools import SQL, format_datetime
 
 _logger = logging.getLogger(__name__)
 
 OPEN_STATES = ("pending", "overdue")
 CLOSED_STATES = ("paid", "cancelled")
+COMPARISONS = {
+    "=": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
 
 
 def company_today(company):
@@ -133,14 +142,14 @@ class PaymentOrder(models.Model):
         readonly=True,
         copy=False,
     )
+    # read from the communication log: two messages of one order sent at once never write the order
     notification_count = fields.Integer(
         string="Notifications",
-        readonly=True,
-        copy=False,
-        default=0,
+        compute="_compute_notification_stats",
+        search="_search_notification_count",
         help="How many reminders were sent for this order.",
     )
-    last_notification_date = fields.Datetime(string="Last Notification", readonly=True, copy=False)
+    last_notification_date = fields.Datetime(string="Last Notification", compute="_compute_notification_stats")
     is_open = fields.Boolean(
         compute="_compute_is_open",
         search="_search_is_open",
@@ -169,6 +178,49 @@ class PaymentOrder(models.Model):
         for order in self:
             order.amount = sum(order.line_ids.mapped("amount"))
             order.amount_total = order.amount + order.charges_amount
+
+    @api.depends("notification_ids.state", "notification_ids.sent_at")
+    def _compute_notification_stats(self):
+        stats = {}
+        order_ids = [order_id for order_id in self.ids if isinstance(order_id, int)]
+        if order_ids:
+            self.env["payment.order.notification"].flush_model(["state", "sent_at", "order_ids"])
+            self.env.cr.execute(
+                SQL(
+                    """
+                    SELECT rel.order_id, count(*), max(n.sent_at)
+                      FROM payment_order_notification_rel rel
+                      JOIN payment_order_notification n ON n.id = rel.notification_id AND n.state = 'sent'
+                     WHERE rel.order_id = ANY(%s)
+                     GROUP BY rel.order_id
+                    """,
+                    order_ids,
+                )
+            )
+            stats = {order_id: (count, last) for order_id, count, last in self.env.cr.fetchall()}
+        for order in self:
+            order.notification_count, order.last_notification_date = stats.get(order._origin.id, (0, False))
+
+    def _search_notification_count(self, op, value):
+        if op not in COMPARISONS or isinstance(value, bool) or not isinstance(value, int):
+            raise UserError(self.env._("Notifications can only be compared with a whole number."))
+        self.env["payment.order.notification"].flush_model(["state", "order_ids"])
+
+        def orders_sent(having):
+            return SQL(
+                """(
+                SELECT rel.order_id FROM payment_order_notification_rel rel
+                  JOIN payment_order_notification n ON n.id = rel.notification_id AND n.state = 'sent'
+                 GROUP BY rel.order_id HAVING %s
+                )""",
+                having,
+            )
+
+        count_matches = SQL("count(*) %s %s", SQL(op if op != "!=" else "<>"), value)
+        if COMPARISONS[op](0, value):
+            # orders never notified match too: exclude those whose count does not
+            return [("id", "not in", orders_sent(SQL("NOT (%s)", count_matches)))]
+        return [("id", "in", orders_sent(count_matches))]
 
     @api.depends("due_date", "state", "company_id")
     def _compute_days_overdue(self):
@@ -269,7 +321,7 @@ class PaymentOrder(models.Model):
             balance = spec.get("balance")
             rows.append(
                 SQL(
-                    "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'pending', %s, %s, %s, 0, %s, %s, %s, %s)",
+                    "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'pending', %s, %s, %s, %s, %s, %s, %s)",
                     next(names[spec["company_id"]]),
                     spec["partner_id"],
                     spec["company_id"],
@@ -294,7 +346,7 @@ class PaymentOrder(models.Model):
                 """
             INSERT INTO payment_order (name, partner_id, company_id, currency_id, concept, amount,
                                        charges_amount, amount_total, balance, due_date, state, installment,
-                                       payment_code, origin, notification_count,
+                                       payment_code, origin,
                                        create_uid, create_date, write_uid, write_date)
             VALUES %s RETURNING id
                 """,
@@ -481,13 +533,16 @@ class PaymentOrder(models.Model):
             raise UserError(
                 self.env._("Only pending or overdue orders can be notified: %s.", ", ".join(closed.mapped("name")))
             )
-        notifications = self.env["payment.order.notification"]
+        self.check_access("write")
+        # the communication log is written by the addon only (users read it)
+        notifications = self.env["payment.order.notification"].sudo()
         for company, orders in self.grouped("company_id").items():
             template = self.env["dunning.template"]._get_default(company)
             if not template:
                 raise UserError(self.env._("There is no default dunning template for %s.", company.name))
             for order in orders:
                 notifications |= notifications._queue(template, order)
+        # queued lines are committed before anything leaves (the send loop commits each step)
         notifications.sudo()._send()
         return self._notify_result_action(notifications)
 
@@ -506,16 +561,40 @@ class PaymentOrder(models.Model):
             notifications |= notifications._queue(template, reachable)
         return notifications
 
+    @api.model
     def _notify_result_action(self, notifications):
-        sent = notifications.filtered(lambda n: n.state == "sent")
-        failed = notifications - sent
-        lines = [
-            self.env._("%(channel)s to %(recipient)s: sent", channel=n._channel_label(), recipient=n.recipient)
-            for n in sent
-        ]
-        lines += [
-            self.env._("%(channel)s: %(reason)s", channel=n._channel_label(), reason=n.error or n.state) for n in failed
-        ]
+        """A notification telling, message by message, what happened."""
+        notifications = notifications.sudo()
+        notifications.invalidate_recordset()
+        lines = []
+        for notification in notifications:
+            channel = notification._channel_label()
+            if notification.state == "sent":
+                lines.append(
+                    self.env._("%(channel)s to %(recipient)s: sent", channel=channel, recipient=notification.recipient)
+                )
+            elif notification.state == "queued" and notification.next_attempt_at:
+                lines.append(
+                    self.env._(
+                        "%(channel)s: %(reason)s. Queued, next attempt at %(when)s.",
+                        channel=channel,
+                        reason=notification.error,
+                        when=format_datetime(self.env, notification.next_attempt_at, dt_format="short"),
+                    )
+                )
+            elif notification.state == "queued":
+                lines.append(
+                    self.env._(
+                        "%(channel)s: queued, the send queue sends it (gateway at its rate limit).", channel=channel
+                    )
+                )
+            else:
+                lines.append(
+                    self.env._(
+                        "%(channel)s: %(reason)s", channel=channel, reason=notification.error or notification.state
+                    )
+                )
+        failed = notifications.filtered(lambda n: n.state != "sent")
         return {
             "type": "ir.actions.client",
             "tag": "display_notification",
@@ -528,34 +607,11 @@ class PaymentOrder(models.Model):
             },
         }
 
-    def _record_notification(self, notification):
-        """Count the message on each order and log it in the chatter."""
-        now = fields.Datetime.now()
-        for order in self:
-            order.sudo().write({"notification_count": order.notification_count + 1, "last_notification_date": now})
-            order.message_post(
-                body=Markup("<p>%s</p><p>%s</p>")
-                % (
-                    self.env._(
-                        "%(channel)s reminder sent to %(recipient)s",
-                        channel=notification._channel_label(),
-                        recipient=notification.recipient,
-                    ),
-                    notification.env["dunning.template"]._text_to_html(notification.body or ""),
-                ),
-                subtype_xmlid="mail.mt_note",
-            )
-        # the customer's history of reminders (spec 3)
-        self.partner_id[:1].sudo().message_post(
-            body=self.env._(
-                "%(template)s sent by %(channel)s to %(recipient)s for %(orders)s",
-                template=notification.template_id.name or "",
-                channel=notification._channel_label(),
-                recipient=notification.recipient,
-                orders=", ".join(self.mapped("name")),
-            ),
-            subtype_xmlid="mail.mt_note",
+    def _log_reminder_failed(self, notification):
+        body = Markup("<p>%s</p>") % self.env._(
+            "%(channel)s reminder failed: %(reason)s", channel=notification._channel_label(), reason=notification.error
         )
+        self.sudo()._message_log_batch({order.id: body for order in self})
 
     def _cancel_queued_notifications(self):
         """A paid or cancelled order is never chased again, not even by messages already queued."""

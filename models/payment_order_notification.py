@@ -1,25 +1,96 @@
 import base64
+import collections
 import logging
 import threading
+import time
 from datetime import timedelta
 
 import psycopg2.errors
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
-from odoo import api, fields, models
+from odoo import api, fields, models, tools
 from odoo.exceptions import UserError
 from odoo.tools import SQL, email_normalize
+from odoo.tools.mail import generate_tracking_message_id
 
+from ..tools import MAX_TIMEOUT, DeliveryError, SmtpSessions
 from .payment_order import OPEN_STATES, company_today
-from .qrapi_connector import QrapiError
 
 _logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS_DEFAULT = 3
+# advisory lock classes: "a worker is sending this message" (session lock, gone with the worker)
+# and "a worker is counting this gateway's rate" (transaction lock)
+SENDING_LOCK = 746021
+RATE_LOCK = 746022
+SMTP_TIMEOUT_DEFAULT = 20
+# without a cron time limit, a call stops starting new messages after this many seconds
+DEFAULT_TIME_BUDGET = 60
+MAX_CLAIM_CONFLICTS = 10
+# messages claimed, then rendered, together (each still goes out and is recorded on its own)
+CLAIM_CHUNK = 50
+# chatter entries of sent messages are written in batches of this many messages
+CHATTER_BATCH = 100
+# a line still waiting for its chatter entries after this long lost its worker: another writes them
+CHATTER_ORPHAN_MINUTES = 15
+
+FAILURE_TYPES = [
+    ("no_contact", "No contact"),
+    ("no_gateway", "No gateway"),
+    ("key_rejected", "API key rejected"),
+    ("gateway_unreachable", "Gateway unreachable"),
+    ("gateway_error", "Gateway error"),
+    ("smtp_unreachable", "SMTP unreachable"),
+    ("smtp_refused", "SMTP refused recipient"),
+    ("render", "Rendering error"),
+    ("unknown", "Outcome unknown"),
+]
+
+
+def _testing():
+    return getattr(threading.current_thread(), "testing", False)
+
+
+class _SendRun:
+    """What one call of the send loop shares between its messages."""
+
+    def __init__(self, env, batch_size, budget, ids=None):
+        self.batch_size = batch_size
+        self.stop_at = time.monotonic() + budget
+        self.ids = ids
+        self.done = 0
+        self.handled_ids = []
+        self.gateways = {}  # company id -> qrapi.connector (sudo), as chosen for WhatsApp
+        self.blocked_company_ids = set()  # their gateway is at its rate limit for this call
+        self.wake_at = None  # when a rate-limited gateway takes messages again
+        self.smtp = SmtpSessions(env, env["payment.order.notification"]._smtp_timeout())
+        self.unlogged_ids = []  # sent lines whose chatter entries are written by the batch
+        self._apis = {}  # gateway id -> transport, its settings read once per call
+
+    def wants_more(self):
+        return self.done < self.batch_size and time.monotonic() < self.stop_at
+
+    def block_rate_limited(self, company_ids, wait):
+        self.blocked_company_ids |= set(company_ids)
+        wake_at = fields.Datetime.now() + timedelta(seconds=wait)
+        self.wake_at = min(self.wake_at or wake_at, wake_at)
+
+    def api(self, gateway):
+        if gateway.id not in self._apis:
+            self._apis[gateway.id] = gateway._api()
+        return self._apis[gateway.id]
+
+    def close(self):
+        self.smtp.close()
 
 
 class PaymentOrderNotification(models.Model):
-    """One message to one customer by one channel: the communication log and the send queue."""
+    """One message to one customer by one channel: the communication log and the send queue.
+
+    A message is *queued*, then *sending* (committed before anything leaves), then *sent*,
+    *failed* (with a type and the reason) or *cancelled*. A message found *sending* whose worker
+    is gone is never sent again by itself: its outcome is unknown.
+    """
 
     _name = "payment.order.notification"
     _description = "Payment Order Notification"
@@ -40,17 +111,32 @@ class PaymentOrderNotification(models.Model):
     template_id = fields.Many2one("dunning.template", readonly=True, ondelete="set null")
     channel = fields.Selection([("email", "Email"), ("whatsapp", "WhatsApp")], required=True, readonly=True)
     state = fields.Selection(
-        [("queued", "Queued"), ("sent", "Sent"), ("failed", "Failed"), ("cancelled", "Cancelled")],
+        [
+            ("queued", "Queued"),
+            ("sending", "Sending"),
+            ("sent", "Sent"),
+            ("failed", "Failed"),
+            ("cancelled", "Cancelled"),
+        ],
         default="queued",
         required=True,
         index=True,
         readonly=True,
     )
+    failure_type = fields.Selection(
+        FAILURE_TYPES,
+        readonly=True,
+        help="Why the last attempt failed; a queued message with a failure type waits for its next attempt.",
+    )
     recipient = fields.Char(readonly=True, help="Email address or WhatsApp number the message went to.")
     subject = fields.Char(readonly=True)
     body = fields.Text(readonly=True, help="The text as the customer received it.")
     attempts = fields.Integer(readonly=True, default=0)
-    next_attempt_at = fields.Datetime(readonly=True, index=True, help="A failed attempt waits until then.")
+    attempted_at = fields.Datetime(string="Last Attempt", readonly=True, help="When the last attempt started.")
+    next_attempt_at = fields.Datetime(readonly=True, help="A failed attempt waits until then.")
+    gateway_id = fields.Many2one(
+        "qrapi.connector", string="Gateway", readonly=True, ondelete="set null", help="The WhatsApp gateway used."
+    )
     error = fields.Text(string="Last Error", readonly=True)
     provider_message_id = fields.Char(string="Provider Reply", readonly=True)
     mail_id = fields.Many2one("mail.mail", string="Email", readonly=True, ondelete="set null")
@@ -61,10 +147,31 @@ class PaymentOrderNotification(models.Model):
         help="The company's day on which the message was queued; dunning intervals count from it.",
     )
     dedupe_key = fields.Char(readonly=True, copy=False, help="Makes a dunning run queue each message once.")
+    chatter_pending = fields.Boolean(
+        readonly=True,
+        copy=False,
+        help="Sent; its notes in the chatter of the orders and the customer are not written yet.",
+    )
 
     _sql_constraints = [
         ("dedupe_key_uniq", "UNIQUE(dedupe_key)", "This dunning message is already in the queue."),
     ]
+
+    def init(self):
+        # the queue is walked in id order among queued rows only, however long the log grows
+        self.env.cr.execute(
+            "CREATE INDEX IF NOT EXISTS payment_order_notification_queued_idx "
+            "ON payment_order_notification (id) WHERE state = 'queued'"
+        )
+        self.env.cr.execute(
+            "CREATE INDEX IF NOT EXISTS payment_order_notification_chatter_pending_idx "
+            "ON payment_order_notification (id) WHERE chatter_pending"
+        )
+        # the per-minute rate of a gateway is counted over its last attempts
+        self.env.cr.execute(
+            "CREATE INDEX IF NOT EXISTS payment_order_notification_gateway_attempt_idx "
+            "ON payment_order_notification (gateway_id, attempted_at) WHERE gateway_id IS NOT NULL"
+        )
 
     # ------------------------------------------------------------------ queueing
 
@@ -86,119 +193,544 @@ class PaymentOrderNotification(models.Model):
                 )
         return self.create(vals_list)
 
-    # ------------------------------------------------------------------ sending
+    # ------------------------------------------------------------------ the send loop
+
+    @api.model
+    def _cron_send_queue(self, batch_size=None):
+        """Send one batch of due messages; ``ir.cron`` calls again while some remain.
+
+        Messages are picked (``SKIP LOCKED``) and marked *sending* in chunks, rendered together,
+        then each one is marked attempted and committed before it leaves, and its outcome is
+        committed: a crash or a second worker never sends it twice, and one bad message never holds
+        the others back. A call stops starting messages before the cron worker's time limit.
+        """
+        self._recover_interrupted()
+        self._log_orphan_chatter()
+        run = self._send_loop(batch_size=batch_size or self._batch_size(), budget=self._time_budget())
+        self.env["ir.cron"]._notify_progress(done=run.done, remaining=self._due_count(run))
+        return run.done
 
     def _send(self):
-        """Send the queued messages of ``self`` that no other worker holds; return those handled."""
-        handled = self._lock_queued()
-        for notification in handled:
-            notification._send_one()
-        return handled
-
-    def _lock_queued(self):
+        """Send the queued messages of ``self`` now (Notify, Retry), whatever the automatic tasks."""
         if not self:
             return self
+        run = self._send_loop(batch_size=len(self), budget=self._time_budget(), ids=self.ids)
+        return self.browse(run.handled_ids)
+
+    @api.model
+    def _send_loop(self, batch_size, budget, ids=None):
+        run = _SendRun(self.env, batch_size, budget, ids=ids)
+        try:
+            while run.wants_more():
+                claimed = self._claim(run, min(CLAIM_CHUNK, run.batch_size - run.done))
+                if not claimed:
+                    break
+                self._send_claimed(claimed, run)
+            if run.unlogged_ids:
+                self._log_chatter_of(run.unlogged_ids)
+        finally:
+            run.close()
+        self.env["payment.order"].invalidate_model(["notification_count", "last_notification_date"])
+        if run.wake_at:
+            # a gateway at its rate limit takes messages again then
+            self.env.ref("payment_dunning.cron_payment_order_send_queue").sudo()._trigger(run.wake_at)
+        return run
+
+    def _send_claimed(self, claimed, run):
+        """Render the claimed lines together, then send them one at a time."""
+        prepared = claimed._render_all(run)
+        remaining = list(claimed)
+        try:
+            while remaining:
+                notification = remaining[0]
+                if not run.wants_more():
+                    break
+                remaining.pop(0)
+                if notification._process(prepared[notification.id], run):
+                    run.done += 1
+                    run.handled_ids.append(notification.id)
+                if len(run.unlogged_ids) >= CHATTER_BATCH:
+                    self._log_chatter_of(run.unlogged_ids)
+                    run.unlogged_ids = []
+        finally:
+            # the time ran out (or an error stops the call): what was not attempted is queued again
+            unattempted = self.browse([n.id for n in remaining])
+            unattempted._unclaim()
+            unattempted._release()
+
+    # pick -> mark --------------------------------------------------------------------
+
+    @api.model
+    def _claim(self, run, limit):
+        """Up to ``limit`` due messages nobody else holds, marked *sending* and committed.
+
+        Each stays locked (a session advisory lock) by this worker until its outcome is recorded:
+        a line still *sending* whose lock is free belongs to a worker that is gone.
+        """
+        conflicts = 0
+        while True:
+            try:
+                self.env.cr.execute(
+                    SQL(
+                        """
+                        UPDATE payment_order_notification SET state = 'sending', attempted_at = NULL
+                         WHERE id IN (SELECT id FROM payment_order_notification WHERE %s
+                                       ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)
+                        RETURNING id, pg_advisory_lock(%s, id)
+                        """,
+                        self._due_condition(run),
+                        limit,
+                        SENDING_LOCK,
+                    )
+                )
+                ids = sorted(row[0] for row in self.env.cr.fetchall())
+                self._commit()
+                self.invalidate_model(["state", "attempted_at"])
+                return self.browse(ids)
+            except psycopg2.errors.SerializationFailure:
+                # another worker committed a row after our snapshot began: pick again
+                conflicts += 1
+                if _testing() or conflicts > MAX_CLAIM_CONFLICTS:
+                    raise
+                self._rollback()
+
+    @api.model
+    def _due_condition(self, run):
         self.flush_model()
+        conditions = [
+            SQL("state = 'queued' AND (next_attempt_at IS NULL OR next_attempt_at <= %s)", fields.Datetime.now())
+        ]
+        if run.ids is not None:
+            conditions.append(SQL("id = ANY(%s)", list(run.ids)))
+        if run.blocked_company_ids:
+            conditions.append(
+                SQL("NOT (channel = 'whatsapp' AND company_id = ANY(%s))", sorted(run.blocked_company_ids))
+            )
+        return SQL(" AND ").join(conditions)
+
+    def _unclaim(self):
+        """Claimed but never attempted: back to the queue, as they were."""
+        if not self:
+            return
         self.env.cr.execute(
             SQL(
-                "SELECT id FROM payment_order_notification WHERE id IN %s AND state = 'queued' "
-                "ORDER BY id FOR UPDATE SKIP LOCKED",
-                tuple(self.ids),
+                "UPDATE payment_order_notification SET state = 'queued' WHERE id = ANY(%s) AND state = 'sending' "
+                "AND attempted_at IS NULL",
+                self.ids,
             )
         )
-        return self.browse([row[0] for row in self.env.cr.fetchall()])
+        self._commit()
+        self.invalidate_model(["state"])
 
-    def _send_one(self):
+    def _release(self):
+        self.env.cr.execute(
+            SQL("SELECT pg_advisory_unlock(%s, id) FROM unnest(%s::int[]) AS id", SENDING_LOCK, self.ids)
+        )
+
+    def _mark_attempt(self, gateway):
+        """The point of no return: committed before the message leaves."""
+        self.env.cr.execute(
+            SQL(
+                "UPDATE payment_order_notification SET attempts = attempts + 1, attempted_at = %s, gateway_id = %s "
+                "WHERE id = %s RETURNING attempts",
+                fields.Datetime.now(),
+                gateway.id if gateway else None,
+                self.id,
+            )
+        )
+        attempts = self.env.cr.fetchone()[0]
+        self.invalidate_recordset(["attempts", "attempted_at", "gateway_id"])
+        self._commit()
+        return attempts
+
+    def _within_rate(self, message, run):
+        """False (and the rest of this gateway's messages wait) when the gateway is at its rate limit."""
+        gateway = message.get("gateway")
+        if not gateway or not message["rate_limit"]:
+            return True
+        if message["company_id"] in run.blocked_company_ids:
+            return False
+        self.env.cr.execute(SQL("SELECT pg_advisory_xact_lock(%s, %s)", RATE_LOCK, gateway.id))
+        wait = gateway._rate_wait(fields.Datetime.now(), message["rate_limit"])
+        if wait:
+            self._commit()
+            run.block_rate_limited([cid for cid, chosen in run.gateways.items() if chosen == gateway], wait)
+        return not wait
+
+    # render -> deliver -> record -------------------------------------------------------
+
+    def _render_all(self, run):
+        """{id: what goes out, or the failure preparing it} for the claimed lines, read in one go."""
+        prepared = {}
+        for notification in self:
+            try:
+                prepared[notification.id] = notification._render(run)
+            except DeliveryError as error:
+                prepared[notification.id] = error
+            except Exception as error:  # one bad message never stops the others
+                if isinstance(error, psycopg2.Error):
+                    self._rollback()  # reading only: nothing of ours is lost
+                _logger.warning("Reminder %s could not be prepared", notification.id, exc_info=True)
+                prepared[notification.id] = DeliveryError(
+                    self.env._("The message could not be prepared: %s", error), "render"
+                )
+        return prepared
+
+    def _process(self, message, run):
+        """Deliver and record one claimed, rendered message; commit its outcome. False: it waits."""
         self.ensure_one()
+        try:
+            if isinstance(message, DeliveryError):
+                self._record_failure(message, attempts=self._mark_attempt(None))
+                return True
+            if message is None:
+                self._record_cancelled()
+                return True
+            if not self._within_rate(message, run):
+                self._unclaim()
+                return False
+            attempts = self._mark_attempt(message.get("gateway"))
+            try:
+                values = self._deliver(message, run)
+            except DeliveryError as error:
+                self._record_failure(error, message, attempts)
+                return True
+            except Exception as error:  # it may have left: never send it again by itself
+                _logger.warning("Reminder %s: unexpected error while sending", self.id, exc_info=True)
+                self._rollback()
+                reason = self._unknown_outcome_reason(str(error) or error.__class__.__name__)
+                self._record_failure(DeliveryError(reason, "unknown"), attempts=attempts)
+                return True
+            self._record_sent(message, values)
+            run.unlogged_ids.append(self.id)
+            return True
+        finally:
+            self._release()
+
+    def _render(self, run):
+        """What goes out, prepared without writing or sending anything; None when there is nothing to chase."""
         orders = self.order_ids.filtered(lambda order: order.state in OPEN_STATES)
         if not orders:
-            self.write({"state": "cancelled", "error": self.env._("The orders were paid or cancelled before sending.")})
-            return
+            return None
         template = self.template_id or self.env["dunning.template"]._get_default(self.company_id)
-        text = template._render_body(orders)
-        try:
-            statement = self._account_statement() if template.attach_statement else None
-            if self.channel == "email":
-                values = self._send_email(template, orders, text, statement)
-            else:
-                values = self._send_whatsapp(orders, text, statement)
-        except QrapiError as error:
-            self._record_failure(str(error.args[0]), retriable=error.retriable)
-            return
-        except UserError as error:
-            self._record_failure(str(error.args[0]), retriable=False)
-            return
-        self.write(
-            {
-                "state": "sent",
-                "sent_at": fields.Datetime.now(),
-                "attempts": self.attempts + 1,
-                "body": text,
-                "error": False,
-                **values,
-            }
-        )
-        orders._record_notification(self)
+        if not template:
+            raise DeliveryError(
+                self.env._("There is no dunning template to write the message with (the rule was deleted)."),
+                "render",
+            )
+        message = {
+            "orders": orders,
+            "template": template,
+            "text": template._render_body(orders),
+            "company_id": self.company_id.id,
+            "channel": self.channel,
+        }
+        if template.attach_statement:
+            message.update(self._account_statement())
+        if self.channel == "email":
+            partner = self.partner_id
+            recipient = email_normalize(partner.collection_email or partner.email or "")
+            if not recipient:
+                raise DeliveryError(
+                    self.env._("%s has neither a collection email nor an email address.", partner.display_name),
+                    "no_contact",
+                )
+            message.update(recipient=recipient, subject=template._render_subject(orders))
+            return message
+        number = self.partner_id.collection_whatsapp
+        if not number:
+            raise DeliveryError(self.env._("%s has no WhatsApp number.", self.partner_id.display_name), "no_contact")
+        gateway = self._gateway(run)
+        if not gateway:
+            raise DeliveryError(
+                self.env._("No WhatsApp gateway is configured (Collections > Configuration)."), "no_gateway"
+            )
+        message.update(recipient=number, gateway=gateway, rate_limit=gateway.rate_limit, api=run.api(gateway))
+        return message
 
     def _account_statement(self):
-        """(file name, PDF) of the customer's account statement."""
-        report = self.env.ref("payment_dunning.action_report_account_statement").sudo()
-        content, _format = report._render_qweb_pdf(report, self.partner_id.ids)
-        return self.env._("Account statement - %s.pdf", self.partner_id.name), content
+        """The customer's account statement; when it cannot be rendered, why (the text goes anyway)."""
+        try:
+            with self.env.cr.savepoint():
+                report = self.env.ref("payment_dunning.action_report_account_statement").sudo()
+                content, _format = report._render_qweb_pdf(report, self.partner_id.ids)
+        except Exception as error:  # the statement never costs the message
+            _logger.warning("Account statement of %s not rendered", self.partner_id.id, exc_info=True)
+            return {"statement_error": self.env._("The account statement was not attached: %s", error)}
+        name = self.env._("Account statement - %s.pdf", self.partner_id.name)
+        return {"statement": (name, content)}
 
-    def _send_email(self, template, orders, text, statement=None):
-        partner = self.partner_id
-        recipient = email_normalize(partner.collection_email or partner.email or "")
-        if not recipient:
-            raise UserError(self.env._("%s has neither a collection email nor an email address.", partner.display_name))
-        subject = template._render_subject(orders)
-        mail_template = self.env.ref("payment_dunning.mail_template_payment_order")
-        order = orders[0]
+    def _email(self, message):
+        """The ``mail.mail`` of this message (one per message, kept for every attempt), ready to go."""
+        mail = self.mail_id.sudo()
+        if not mail:
+            mail = self._create_mail(message)
+        # "outgoing" only inside this transaction: Odoo's own mail queue never sees it waiting
+        mail.write({"state": "outgoing", "failure_reason": False, "failure_type": False})
+        return mail
+
+    def _create_mail(self, message):
+        template, orders = message["template"], message["orders"]
+        mail_template = self.env.ref("payment_dunning.mail_template_payment_order").sudo()
+        # one order: its chatter; a digest: the customer's, with every order linked through this line
+        record = orders if len(orders) == 1 else self.partner_id
         email_values = {
-            "email_to": recipient,
+            "email_to": message["recipient"],
             "recipient_ids": [],
-            "subject": subject,
-            "email_from": template.email_from or order.company_id.email_formatted or self.env.user.email_formatted,
+            "subject": message["subject"],
+            "email_from": template.email_from or orders[0].company_id.email_formatted or self.env.user.email_formatted,
+            "model": record._name,
+            "res_id": record.id,
         }
         mail_server = self._collection_mail_server()
         if mail_server:
             email_values["mail_server_id"] = mail_server.id
-        if statement:
-            email_values["attachments"] = [(statement[0], base64.b64encode(statement[1]))]
-        mail_id = (
-            mail_template.sudo()
-            .with_context(dunning_body_html=template._text_to_html(text), lang=partner.lang)
-            .send_mail(
-                order.id, force_send=False, email_values=email_values, email_layout_xmlid="mail.mail_notification_light"
-            )
-        )
+        if message.get("statement"):
+            name, content = message["statement"]
+            email_values["attachments"] = [(name, base64.b64encode(content))]
+        mail_id = mail_template.with_context(
+            dunning_body_html=template._text_to_html(message["text"]), lang=self.partner_id.lang
+        ).send_mail(orders[0].id, email_values=email_values, email_layout_xmlid="mail.mail_notification_light")
         mail = self.env["mail.mail"].sudo().browse(mail_id)
-        mail.send(raise_exception=False)
-        if mail.state == "exception":
-            raise UserError(mail.failure_reason or self.env._("The email could not be sent."))
-        return {"recipient": recipient, "subject": subject, "mail_id": mail.id, "provider_message_id": mail.message_id}
+        self.mail_id = mail
+        return mail
 
-    def _send_whatsapp(self, orders, text, statement=None):
-        number = self.partner_id.collection_whatsapp
-        if not number:
-            raise UserError(self.env._("%s has no WhatsApp number.", self.partner_id.display_name))
-        # one attempt per run: the queue spaces the next ones out instead of blocking a worker
-        connector = self._whatsapp_connector().with_context(qrapi_single_attempt=True)
-        reply_id = connector.send_text(number, text)
-        values = {"recipient": number, "provider_message_id": reply_id}
-        if statement:
+    def _deliver(self, message, run):
+        """Hand the message to its channel; return the values to record. Raises ``DeliveryError``."""
+        if message["channel"] == "email":
+            mail = self._email(message)
+            run.smtp.send(mail)
+            return {"provider_message_id": mail.message_id}
+        api = message["api"]
+        values = {"provider_message_id": api.send_text(message["recipient"], message["text"])}
+        if message.get("statement"):
             try:
-                connector.send_document(number, statement[0], statement[1])
-            except QrapiError as error:
+                api.send_document(message["recipient"], *message["statement"])
+            except DeliveryError as error:
                 # the text went out: retrying the message would send it twice
-                values["error"] = self.env._("The account statement was not delivered: %s", error.args[0])
+                message["statement_error"] = self.env._("The account statement was not delivered: %s", error)
         return values
 
-    def _whatsapp_connector(self):
-        connector = self._find_whatsapp_connector()
-        if not connector:
-            raise UserError(self.env._("No WhatsApp gateway is configured (Collections > Configuration)."))
-        return connector
+    def _record_sent(self, message, values):
+        self._write_outcome(
+            {
+                "state": "sent",
+                "sent_at": fields.Datetime.now(),
+                "body": message["text"],
+                "recipient": message["recipient"],
+                "subject": message.get("subject"),
+                "error": message.get("statement_error"),
+                "failure_type": None,
+                "next_attempt_at": None,
+                "chatter_pending": True,
+                **values,
+            }
+        )
+
+    def _record_cancelled(self):
+        self._write_outcome(
+            {"state": "cancelled", "error": self.env._("The orders were paid or cancelled before sending.")}
+        )
+
+    def _record_failure(self, error, message=None, attempts=None):
+        """A retriable failure waits (5, 10, 20... minutes) while attempts remain; else the line fails."""
+        attempts = attempts or self.attempts
+        values = {"error": str(error.args[0]), "failure_type": error.failure_type}
+        if message:
+            values.update(recipient=message.get("recipient"), subject=message.get("subject"))
+        if error.retriable and attempts < self._max_attempts():
+            delay = timedelta(minutes=5 * 2 ** (attempts - 1))
+            self._write_outcome({**values, "state": "queued", "next_attempt_at": fields.Datetime.now() + delay})
+        else:
+            self._write_outcome({**values, "state": "failed", "next_attempt_at": None})
+            self.order_ids._log_reminder_failed(self)
+            self._commit()
+
+    def _write_outcome(self, values):
+        """One UPDATE of this line's own columns, committed (the ORM's write would read it all first)."""
+        self.flush_recordset()
+        self.env.cr.execute(
+            SQL(
+                "UPDATE payment_order_notification SET %s, write_date = %s, write_uid = %s WHERE id = %s",
+                SQL(", ").join(SQL("%s = %s", SQL.identifier(name), value) for name, value in values.items()),
+                fields.Datetime.now(),
+                self.env.uid,
+                self.id,
+            )
+        )
+        self.invalidate_recordset(list(values))
+        self._commit()
+
+    def _unknown_outcome_reason(self, detail):
+        return self.env._(
+            "Outcome unknown (%s): the message may have reached the customer. Check with the customer " "before Retry.",
+            detail,
+        )
+
+    # ------------------------------------------------------------------ chatter
+
+    @api.model
+    def _log_chatter_of(self, ids=None, sent_before=None):
+        """Write the chatter entries of sent lines (spec 3's history), many messages at once.
+
+        Each line is taken by one UPDATE: two workers never write the same entries twice. A
+        failure here costs the notes, never the lines (they say sent already).
+        """
+        condition = SQL("id = ANY(%s)", list(ids)) if ids is not None else SQL("sent_at < %s", sent_before)
+        self.flush_model(["chatter_pending", "state", "sent_at"])
+        try:
+            with self.env.cr.savepoint(flush=False):
+                self.env.cr.execute(
+                    SQL(
+                        "UPDATE payment_order_notification SET chatter_pending = false "
+                        "WHERE chatter_pending AND state = 'sent' AND %s RETURNING id",
+                        condition,
+                    )
+                )
+                lines = self.browse([row[0] for row in self.env.cr.fetchall()])
+                lines.invalidate_recordset(["chatter_pending"])
+                lines._write_chatter()
+        except psycopg2.errors.SerializationFailure:
+            self._rollback()  # another worker is writing them
+            return
+        except Exception:  # notes are worth less than the queue moving on
+            _logger.warning("Chatter entries of %d reminder(s) not written", len(ids or []), exc_info=True)
+        self._commit()
+
+    @api.model
+    def _log_orphan_chatter(self):
+        """Chatter entries of lines sent by a worker that stopped before writing them."""
+        self._log_chatter_of(sent_before=fields.Datetime.now() - timedelta(minutes=CHATTER_ORPHAN_MINUTES))
+
+    def _write_chatter(self):
+        order_notes = collections.defaultdict(list)
+        customer_notes = collections.defaultdict(list)
+        for line in self:
+            order_body, customer_body = line._chatter_bodies()
+            for order in line.order_ids:
+                order_notes[order.id].append(order_body)
+            customer_notes[line.partner_id.id].append(customer_body)
+        self._log_notes(self.env["payment.order"], order_notes)
+        self._log_notes(self.env["res.partner"], customer_notes)
+
+    def _chatter_bodies(self):
+        channel = self._channel_label()
+        order_body = Markup("<p>%s</p><p>%s</p>") % (
+            self.env._("%(channel)s reminder sent to %(recipient)s", channel=channel, recipient=self.recipient),
+            self.env["dunning.template"]._text_to_html(self.body or ""),
+        )
+        customer_body = self.env._(
+            "%(template)s sent by %(channel)s to %(recipient)s for %(orders)s",
+            template=self.template_id.name or "",
+            channel=channel,
+            recipient=self.recipient,
+            orders=", ".join(self.order_ids.mapped("name")),
+        )
+        return order_body, customer_body
+
+    @api.model
+    def _log_notes(self, records, notes):
+        """``notes``: {record id: [bodies]}: internal log notes, inserted in one statement.
+
+        The rows are what ``_message_log_batch`` stores (``test_chatter_notes_match_a_logged_note``
+        holds them to it), without its record-by-record ORM create: a busy queue writes two notes
+        per message.
+        """
+        author = self.env.user.partner_id
+        email_from = author.email_formatted
+        reply_to = self.env["mail.thread"]._notify_get_reply_to(default=email_from)[False]
+        subtype_id = self.env["ir.model.data"]._xmlid_to_res_id("mail.mt_note")
+        message_id = generate_tracking_message_id("message-notify")
+        now = fields.Datetime.now()
+        rows = [
+            SQL(
+                "(%s, %s, %s, 'notification', %s, %s, %s, %s, %s, true, false, %s, %s, %s, %s, %s)",
+                records._name,
+                res_id,
+                str(escape(body)),
+                subtype_id,
+                author.id,
+                email_from,
+                message_id,
+                reply_to,
+                now,
+                self.env.uid,
+                now,
+                self.env.uid,
+                now,
+            )
+            for res_id, bodies in notes.items()
+            for body in bodies
+        ]
+        if rows:
+            self.env["mail.message"].flush_model()
+            self.env.cr.execute(
+                SQL(
+                    """
+                    INSERT INTO mail_message (model, res_id, body, message_type, subtype_id, author_id, email_from,
+                                              message_id, reply_to, is_internal, email_add_signature, date,
+                                              create_uid, create_date, write_uid, write_date)
+                    VALUES %s
+                    """,
+                    SQL(", ").join(rows),
+                )
+            )
+            records.browse(list(notes)).invalidate_recordset(["message_ids"])
+
+    # ------------------------------------------------------------------ crash recovery
+
+    @api.model
+    def _recover_interrupted(self):
+        """Lines left *sending* by a worker that is gone fail as "outcome unknown"; none is re-sent.
+
+        A worker holds its line's advisory lock from the moment it marks it until its outcome is
+        committed. We take the locks of the lines we find *sending* first, and only then look at
+        them again in a new transaction: a line whose worker finished in between shows its outcome.
+        """
+        self.flush_model()
+        self.env.cr.execute(
+            SQL(
+                """
+                SELECT id FROM (SELECT id FROM payment_order_notification WHERE state = 'sending' OFFSET 0) sending
+                 WHERE pg_try_advisory_lock(%s, id)
+                """,
+                SENDING_LOCK,
+            )
+        )
+        locked = [row[0] for row in self.env.cr.fetchall()]
+        if not locked:
+            return self.browse()
+        try:
+            self._commit()
+            stranded = self.search([("id", "in", locked), ("state", "=", "sending")])
+            # claimed, never attempted: it never left, it goes back to the queue
+            stranded.filtered(lambda line: not line.attempted_at).write({"state": "queued"})
+            interrupted = stranded.filtered("attempted_at")
+            if interrupted:
+                _logger.warning("%d reminder(s) interrupted while sending: outcome unknown", len(interrupted))
+                interrupted.write(
+                    {
+                        "state": "failed",
+                        "failure_type": "unknown",
+                        "error": self._unknown_outcome_reason(self.env._("worker stopped while sending")),
+                    }
+                )
+                for notification in interrupted:
+                    notification.order_ids._log_reminder_failed(notification)
+            self._commit()
+        finally:
+            self.env.cr.execute(
+                SQL("SELECT pg_advisory_unlock(%s, id) FROM unnest(%s::int[]) AS id", SENDING_LOCK, locked)
+            )
+        return interrupted
+
+    # ------------------------------------------------------------------ helpers
+
+    def _gateway(self, run):
+        """The WhatsApp gateway of this message's company (cached for the run)."""
+        if self.company_id.id not in run.gateways:
+            run.gateways[self.company_id.id] = self._find_whatsapp_connector()
+        return run.gateways[self.company_id.id]
 
     def _find_whatsapp_connector(self):
         """The gateway chosen in Settings, else the first active one of the company."""
@@ -215,91 +747,69 @@ class PaymentOrderNotification(models.Model):
         server_id = self.env["ir.config_parameter"].sudo().get_param("payment_dunning.mail_server_id")
         return self.env["ir.mail_server"].sudo().browse(int(server_id)).exists() if server_id else None
 
-    def _record_failure(self, reason, retriable):
-        attempts = self.attempts + 1
-        max_attempts = self._max_attempts()
-        if retriable and attempts < max_attempts:
-            delay = timedelta(minutes=5 * 2 ** (attempts - 1))
-            self.write({"attempts": attempts, "error": reason, "next_attempt_at": fields.Datetime.now() + delay})
-            return
-        self.write({"state": "failed", "attempts": attempts, "error": reason})
-        for order in self.order_ids:
-            order.message_post(
-                body=Markup("<p>%s</p>")
-                % self.env._("%(channel)s reminder failed: %(reason)s", channel=self._channel_label(), reason=reason),
-                subtype_xmlid="mail.mt_note",
-            )
-
     def _max_attempts(self):
-        if self.channel == "whatsapp":
-            connector = self._find_whatsapp_connector()
-            return (connector.retries + 1) if connector else MAX_ATTEMPTS_DEFAULT
-        return MAX_ATTEMPTS_DEFAULT
+        connector = self.gateway_id or self._find_whatsapp_connector()
+        return (connector.retries + 1) if connector else MAX_ATTEMPTS_DEFAULT
 
     def _channel_label(self):
         return dict(self._fields["channel"]._description_selection(self.env))[self.channel]
 
-    def action_retry(self):
-        self.filtered(lambda n: n.state == "failed").write({"state": "queued", "next_attempt_at": False})
-        return True
+    @api.model
+    def _batch_size(self):
+        return int(self.env["ir.config_parameter"].sudo().get_param("payment_dunning.batch_size", 200)) or 200
 
     @api.model
-    def _cron_send_queue(self, batch_size=None):
-        """Send due queued messages in batches, committing each one.
+    def _smtp_timeout(self):
+        """Seconds an SMTP server may stay silent (Odoo's own default is 60)."""
+        value = self.env["ir.config_parameter"].sudo().get_param("payment_dunning.smtp_timeout")
+        try:
+            return min(max(int(value), 1), MAX_TIMEOUT) if value else SMTP_TIMEOUT_DEFAULT
+        except ValueError:
+            return SMTP_TIMEOUT_DEFAULT
 
-        Each batch is picked and locked in one statement that skips rows another worker holds,
-        so two workers share the queue and never send the same message.
+    @api.model
+    def _time_budget(self):
+        """Seconds a call may start new messages: half the cron worker's real-time limit.
+
+        The message in flight when the budget runs out still ends by its own deadline (at most
+        two gateway requests of ``MAX_TIMEOUT`` seconds), well inside the limit.
         """
-        batch_size = batch_size or int(
-            self.env["ir.config_parameter"].sudo().get_param("payment_dunning.batch_size", 200)
-        )
-        done = 0
-        testing = getattr(threading.current_thread(), "testing", False)
-        conflicts = 0
-        while True:
-            try:
-                batch = self._lock_due_batch(batch_size)
-            except psycopg2.errors.SerializationFailure:
-                # another worker committed rows of our snapshot: start a fresh transaction and
-                # pick again (what we did so far is committed)
-                conflicts += 1
-                if testing or conflicts > 10:
-                    raise
-                self.env.cr.rollback()
-                continue
-            if not batch:
-                return done
-            conflicts = 0
-            for notification in batch:
-                notification._send_one()
-            done += len(batch)
-            self.env["ir.cron"]._notify_progress(done=done, remaining=self._due_count())
-            if not testing:
-                # progress survives a crash of a later batch, and the next pick starts a fresh
-                # snapshot: sent messages are never sent again
-                self.env.cr.commit()  # pylint: disable=invalid-commit
-            # keep memory flat however long the queue is
-            self.env.invalidate_all()
+        limit = tools.config.get("limit_time_real_cron") or 0
+        if limit <= 0:
+            limit = tools.config.get("limit_time_real") or 0
+        return max(limit / 2, 5) if limit > 0 else DEFAULT_TIME_BUDGET
 
-    def _due_count(self):
-        now = fields.Datetime.now()
-        return self.search_count(
-            [("state", "=", "queued"), "|", ("next_attempt_at", "=", False), ("next_attempt_at", "<=", now)]
-        )
+    def _due_count(self, run=None):
+        domain = [
+            ("state", "=", "queued"),
+            "|",
+            ("next_attempt_at", "=", False),
+            ("next_attempt_at", "<=", fields.Datetime.now()),
+        ]
+        if run and run.blocked_company_ids:
+            domain += ["!", "&", ("channel", "=", "whatsapp"), ("company_id", "in", list(run.blocked_company_ids))]
+        return self.search_count(domain)
 
-    @api.model
-    def _lock_due_batch(self, batch_size):
-        self.flush_model()
-        self.env.cr.execute(
-            SQL(
-                """
-                SELECT id FROM payment_order_notification
-                 WHERE state = 'queued' AND (next_attempt_at IS NULL OR next_attempt_at <= %s)
-                 ORDER BY id LIMIT %s
-                   FOR UPDATE SKIP LOCKED
-                """,
-                fields.Datetime.now(),
-                batch_size,
+    def _commit(self):
+        """Make the step durable; Odoo's tests share one transaction, which is never committed."""
+        if not _testing():
+            self.env.cr.commit()  # pylint: disable=invalid-commit
+
+    def _rollback(self):
+        if not _testing():
+            self.env.cr.rollback()
+
+    # ------------------------------------------------------------------ actions
+
+    def action_retry(self):
+        """Send the selected failed (or waiting) messages again now, whatever the automatic tasks."""
+        self.check_access("read")
+        retry = self.filtered(lambda n: n.state == "failed" or (n.state == "queued" and n.failure_type))
+        if not retry:
+            raise UserError(
+                self.env._("Only failed messages, or messages waiting for another attempt, can be retried.")
             )
-        )
-        return self.browse([row[0] for row in self.env.cr.fetchall()])
+        retry.sudo().write({"state": "queued", "next_attempt_at": False, "attempts": 0})
+        self._commit()
+        retry.sudo()._send()
+        return self.env["payment.order"]._notify_result_action(retry.sudo())

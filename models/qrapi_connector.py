@@ -1,17 +1,12 @@
-import base64
-import collections
-import logging
-import mimetypes
 import re
-import threading
-import time
-
-import requests
+from datetime import timedelta
 
 from odoo import api, fields, models
-from odoo.exceptions import UserError, ValidationError
+from odoo.exceptions import ValidationError
+from odoo.tools import SQL
 
-_logger = logging.getLogger(__name__)
+from ..tools import MAX_TIMEOUT, TRANSPORTS
+from ..tools.whatsapp_api import GatewaySettings
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 
@@ -49,25 +44,12 @@ PRESETS = {
         "session_field": "session",
     },
 }
-RETRIABLE_STATUSES = {429, 500, 502, 503, 504}
-REPLY_ID_KEYS = ("id", "messageId", "message_id", "msgId")
-
-
-class QrapiError(UserError):
-    """A gateway failure; ``retriable`` tells whether a later attempt may succeed."""
-
-    def __init__(self, message, retriable=False):
-        super().__init__(message)
-        self.retriable = retriable
+SHAPE_FIELDS = ("instance", *PRESETS["qrapi"])
 
 
 class QrapiConnector(models.Model):
     _name = "qrapi.connector"
     _description = "WhatsApp Gateway (QRAPI)"
-
-    # sending times per connector, for the per-minute rate limit of this process
-    _sent_times = collections.defaultdict(collections.deque)
-    _rate_lock = threading.Lock()
 
     name = fields.Char(required=True, default="QRAPI")
     active = fields.Boolean(default=True)
@@ -83,10 +65,21 @@ class QrapiConnector(models.Model):
         copy=False,
         help="Key of your connected WhatsApp number. Only administrators can read it.",
     )
-    timeout = fields.Integer(default=15, help="Seconds to wait for the gateway.")
-    retries = fields.Integer(default=3, help="Further attempts after a busy gateway, an error 5xx or a timeout.")
+    timeout = fields.Integer(
+        default=15,
+        help="Most seconds one request to the gateway may take in all (connecting, sending and reading "
+        "the answer); at most 120.",
+    )
+    retries = fields.Integer(
+        default=3,
+        help="Further attempts of a message after a busy gateway, an error 5xx or a timeout; the send queue "
+        "spaces them out (5, 10, 20... minutes).",
+    )
     rate_limit = fields.Integer(
-        string="Messages per Minute", default=60, help="At most this many messages a minute; 0 for no limit."
+        string="Messages per Minute",
+        default=60,
+        help="At most this many messages a minute, counted over every Odoo worker; a message over the "
+        "limit waits in the queue. 0 for no limit.",
     )
     preset = fields.Selection(
         [
@@ -151,183 +144,69 @@ class QrapiConnector(models.Model):
     @api.constrains("timeout", "retries", "rate_limit")
     def _check_numbers(self):
         for connector in self:
-            if connector.timeout <= 0 or connector.retries < 0 or connector.rate_limit < 0:
+            if not 0 < connector.timeout <= MAX_TIMEOUT or connector.retries < 0 or connector.rate_limit < 0:
                 raise ValidationError(
-                    self.env._("Timeout must be positive; retries and messages per minute cannot be negative.")
+                    self.env._(
+                        "The timeout is between 1 and %s seconds; retries and messages per minute cannot be "
+                        "negative.",
+                        MAX_TIMEOUT,
+                    )
                 )
 
     # ------------------------------------------------------------------ sending
 
-    def send_text(self, number, text):
-        """Send ``text`` to ``number`` (E.164); return the gateway's message id."""
+    def _api(self):
+        """The transport of this gateway's preset, with its settings (the key read as superuser)."""
         self.ensure_one()
-        payload = self._recipient_payload(number)
-        payload[self.text_field] = text
-        return self._send(self._path(self.text_path), json_payload=payload)
+        connector = self.sudo()
+        settings = GatewaySettings(
+            name=connector.name,
+            url=connector.url,
+            api_key=connector.api_key or "",
+            timeout=connector.timeout,
+            **{name: connector[name] or "" for name in SHAPE_FIELDS},
+        )
+        return TRANSPORTS[connector.preset](self.env, settings)
+
+    def send_text(self, number, text):
+        """Send ``text`` to ``number`` (E.164) in one attempt; return the gateway's message id."""
+        return self._api().send_text(number, text)
 
     def send_document(self, number, filename, content, caption=""):
-        """Send a file (bytes) with a caption; return the gateway's message id."""
+        """Send a file (bytes) with a caption in one attempt; return the gateway's message id."""
+        return self._api().send_document(number, filename, content, caption)
+
+    def _rate_wait(self, now, rate_limit):
+        """Seconds until this gateway may take one more message (0: now), counted over every worker.
+
+        The rate is read from the communication log (attempts of the last minute), so two Odoo
+        processes share one limit; the caller holds this gateway's advisory lock while it counts.
+        """
         self.ensure_one()
-        mimetype = mimetypes.guess_type(filename)[0] or "application/octet-stream"
-        if self.preset == "evolution":
-            payload = self._recipient_payload(number) | {
-                "mediatype": "document",
-                "mimetype": mimetype,
-                "fileName": filename,
-                "caption": caption,
-                "media": base64.b64encode(content).decode(),
-            }
-            return self._send(self._path("/message/sendMedia/{instance}"), json_payload=payload)
-        if self.preset == "waha":
-            payload = self._recipient_payload(number) | {
-                "caption": caption,
-                "file": {
-                    "mimetype": mimetype,
-                    "filename": filename,
-                    "data": base64.b64encode(content).decode(),
-                },
-            }
-            return self._send(self._path("/api/sendFile"), json_payload=payload)
-        data = self._recipient_payload(number)
-        data[self.text_field] = caption
-        files = {"medias": (filename, content, mimetype)}
-        return self._send(self._path(self.text_path), data=data, files=files)
-
-    def _recipient_payload(self, number):
-        digits = re.sub(r"\D", "", number or "")
-        if not digits:
-            raise QrapiError(self.env._("The customer has no WhatsApp number."))
-        payload = {self.number_field: digits + (self.number_suffix or "")}
-        if self.session_field:
-            payload[self.session_field] = self.instance or "default"
-        return payload
-
-    def _path(self, path):
-        return (path or "").replace("{instance}", self.instance or "")
-
-    def _headers(self):
-        key = self.sudo().api_key or ""
-        return {self.auth_header: f"{self.auth_prefix or ''}{key}"}
-
-    def _send(self, path, json_payload=None, data=None, files=None):
-        """POST with retries and back-off; only the reason, never the key, goes in errors and logs."""
-        attempts = 1 if self.env.context.get("qrapi_single_attempt") else self.retries + 1
-        for attempt in range(1, attempts + 1):
-            self._wait_for_rate_limit()
-            try:
-                return self._post_once(path, json_payload, data, files)
-            except QrapiError as error:
-                if not error.retriable or attempt == attempts:
-                    raise
-                delay = min(2 ** (attempt - 1), 30) * self.env.context.get("qrapi_backoff_factor", 1.0)
-                _logger.info(
-                    "WhatsApp gateway %s busy (%s); retry %d in %.2fs",
-                    self.name,
-                    error.args[0],
-                    attempt,
-                    delay,
-                )
-                time.sleep(delay)
-        return ""  # not reached: the last attempt returns or raises
-
-    def _post_once(self, path, json_payload, data, files):
-        try:
-            response = requests.post(
-                self.url + path,
-                json=json_payload,
-                data=data,
-                files=files,
-                headers=self._headers(),
-                timeout=self.timeout,
+        if not rate_limit:
+            return 0
+        self.env.cr.execute(
+            SQL(
+                """
+                SELECT count(*), min(attempted_at) FROM (
+                    SELECT attempted_at FROM payment_order_notification
+                     WHERE gateway_id = %s AND attempted_at > %s
+                     ORDER BY attempted_at DESC LIMIT %s) recent
+                """,
+                self.id,
+                now - timedelta(seconds=60),
+                rate_limit,
             )
-        except requests.Timeout as error:
-            raise QrapiError(
-                self.env._("The WhatsApp gateway did not answer within %s seconds.", self.timeout),
-                retriable=True,
-            ) from error
-        except requests.RequestException as error:
-            raise QrapiError(
-                self.env._("The WhatsApp gateway cannot be reached: %s", self._redact(str(error))),
-                retriable=True,
-            ) from error
-        self._raise_for_status(response)
-        return self._reply_id(response)
-
-    def _raise_for_status(self, response):
-        status = response.status_code
-        if 200 <= status < 300:
-            return
-        detail = self._redact(response.text[:300])
-        if status in (401, 403):
-            raise QrapiError(
-                self.env._(
-                    "API key rejected by the WhatsApp gateway (HTTP %(status)s): %(detail)s",
-                    status=status,
-                    detail=detail,
-                )
-            )
-        if status == 404:
-            raise QrapiError(
-                self.env._(
-                    "The WhatsApp gateway answered 404: check the client URL (%(url)s). %(detail)s",
-                    url=self.url,
-                    detail=detail,
-                )
-            )
-        raise QrapiError(
-            self.env._("The WhatsApp gateway answered HTTP %(status)s: %(detail)s", status=status, detail=detail),
-            retriable=status in RETRIABLE_STATUSES,
         )
-
-    def _redact(self, text):
-        key = self.sudo().api_key
-        return text.replace(key, "***") if key else text
-
-    @api.model
-    def _reply_id(self, response):
-        try:
-            reply = response.json()
-        except ValueError:
-            return ""
-        for candidate in (
-            reply,
-            reply.get("key") if isinstance(reply, dict) else None,
-            reply.get("message") if isinstance(reply, dict) else None,
-        ):
-            if isinstance(candidate, dict):
-                for key in REPLY_ID_KEYS:
-                    if candidate.get(key):
-                        value = candidate[key]
-                        return value.get("_serialized", "") if isinstance(value, dict) else str(value)
-        return ""
-
-    def _wait_for_rate_limit(self):
-        if not self.rate_limit:
-            return
-        with self._rate_lock:
-            sent = self._sent_times[self.id]
-            now = time.monotonic()
-            while sent and now - sent[0] >= 60:
-                sent.popleft()
-            if len(sent) >= self.rate_limit:
-                wait = 60 - (now - sent[0])
-                time.sleep(max(wait, 0))
-                sent.popleft()
-            sent.append(time.monotonic())
+        count, oldest = self.env.cr.fetchone()
+        if count < rate_limit:
+            return 0
+        return max((oldest + timedelta(seconds=60) - now).total_seconds(), 0.1)
 
     def action_test_connection(self):
         """Ask the gateway for its status with the key; report success or the exact reason."""
         self.ensure_one()
-        try:
-            response = requests.get(
-                self.url + self._path(self.status_path), headers=self._headers(), timeout=self.timeout
-            )
-        except requests.RequestException as error:
-            raise UserError(
-                self.env._("The WhatsApp gateway cannot be reached: %s", self._redact(str(error)))
-            ) from error
-        if response.status_code != 405:  # the send path of Whaticket-style gateways only takes POST
-            self._raise_for_status(response)
+        self._api().check_status()
         return {
             "type": "ir.actions.client",
             "tag": "display_notification",

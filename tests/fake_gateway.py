@@ -7,29 +7,50 @@ import time
 
 
 class FakeGateway:
-    """A real HTTP server on 127.0.0.1 standing in for the WhatsApp gateway.
+    """A real HTTP/1.1 server on 127.0.0.1 standing in for the WhatsApp gateway.
 
-    It records every request and answers from a script: ``(status, json_body)`` tuples, or
-    ``"hang"`` to wait past the client's timeout. Once the script is used up it answers 200.
+    It records every request and answers from a script: ``(status, json_body)`` tuples,
+    ``"hang"`` to wait ``hang_seconds`` before answering, or ``"trickle"`` to send its answer one
+    byte every ``trickle_seconds``. Once the script is used up it answers 200. Connections are
+    kept alive, as a real gateway's.
     """
 
-    def __init__(self):
+    def __init__(self, keep_requests=True):
         self.requests = []
+        self.count = 0
+        self.connections = 0
+        self.keep_requests = keep_requests
         self.script = []
         self.hang_seconds = 3
+        self.trickle_seconds = 1.0
+        self.lock = threading.Lock()
         gateway = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            # headers and body go out as two writes: without this, Nagle's algorithm and the
+            # client's delayed ACK add 40 ms to every answer on a kept-alive connection
+            disable_nagle_algorithm = True
+
             def _handle(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                gateway.requests.append(
-                    {"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body}
-                )
-                answer = gateway.script.pop(0) if gateway.script else (200, {"id": f"wamid.{len(gateway.requests)}"})
+                with gateway.lock:
+                    gateway.count += 1
+                    gateway.requests.append(
+                        {"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body}
+                        if gateway.keep_requests
+                        else body
+                    )
+                    answer = (
+                        gateway.script.pop(0) if gateway.script else (200, {"id": f"wamid.{len(gateway.requests)}"})
+                    )
                 if answer == "hang":
                     time.sleep(gateway.hang_seconds)
                     answer = (200, {})
+                if answer == "trickle":
+                    self._trickle()
+                    return
                 status, payload = answer
                 data = json.dumps(payload).encode()
                 self.send_response(status)
@@ -38,10 +59,35 @@ class FakeGateway:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def _trickle(self):
+                data = (
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 20\r\n\r\n"
+                    b'{"id": "wamid.slow"}'
+                )
+                try:
+                    for byte in data:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(gateway.trickle_seconds)
+                except OSError:
+                    pass  # the client gave up: that is the point
+                self.close_connection = True
+
             do_GET = do_POST = _handle
 
             def log_message(self, *args):
                 pass
+
+            def setup(self):
+                super().setup()
+                with gateway.lock:
+                    gateway.connections += 1
+
+            def handle(self):
+                try:
+                    super().handle()
+                except (ConnectionError, TimeoutError):
+                    pass  # a client that went away mid-request
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -49,7 +95,8 @@ class FakeGateway:
         self.thread.start()
 
     def json(self, index=-1):
-        return json.loads(self.requests[index]["body"])
+        request = self.requests[index]
+        return json.loads(request["body"] if isinstance(request, dict) else request)
 
     def close(self):
         self.server.shutdown()

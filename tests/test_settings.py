@@ -48,5 +48,5 @@ class TestCollectionsSettings(PaymentDunningCase):
         settings.dunning_mail_server_id = server
         settings.save().execute()
         notification = self.env["payment.order.notification"].new({"company_id": self.company.id})
-        self.assertEqual(notification._whatsapp_connector(), connector)
+        self.assertEqual(notification._find_whatsapp_connector(), connector)
         self.assertEqual(notification._collection_mail_server(), server)

@@ -321,6 +321,8 @@ def prepare(browser=False):
     ensure_python_dependencies()
     if browser and not chromium_installed():
         ensure_debian_package("chromium", "chromium")
+    # Odoo's PDF engine: account statements are real PDFs (a test checks it)
+    ensure_debian_package("wkhtmltopdf", "wkhtmltopdf")
     ensure_postgres()
 
 
