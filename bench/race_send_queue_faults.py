@@ -46,6 +46,31 @@ def check(results, name, ok, detail):
     print(f"[{'OK' if ok else 'FAILED'}] {name}: {detail}", flush=True)
 
 
+def seed_one(registry, gateway_url, smtp_port, name, timeout=15, email=False, whatsapp=True):
+    """One order with one queued message of a fresh template, committed."""
+    with superuser_env(registry) as env:
+        cleanup(env)
+        configure(env, gateway_url, smtp_port, timeout=timeout)
+        lines = queue(env, [template(env, f"{TAG} {name}", email=email, whatsapp=whatsapp)], seed_orders(env, 1))
+        env.cr.commit()
+        return lines.ids
+
+
+def send_once(registry, line_ids, *paths):
+    """One call of the send job; the values of the line's ``paths`` (``mail_id.state``) afterwards."""
+    with superuser_env(registry) as env:
+        env["payment.order.notification"]._cron_send_queue()
+        env.cr.commit()
+        line = env["payment.order.notification"].browse(line_ids)
+        values = []
+        for path in paths:
+            value = line
+            for name in path.split("."):
+                value = value[name]
+            values.append(value)
+        return tuple(values)
+
+
 def poison_among_good(registry, gateway, smtp_port, good, results):
     with superuser_env(registry) as env:
         cleanup(env)
@@ -87,11 +112,7 @@ def poison_among_good(registry, gateway, smtp_port, good, results):
 
 
 def killed_worker(registry, args, gateway, smtp_port, results):
-    with superuser_env(registry) as env:
-        cleanup(env)
-        configure(env, gateway.url, smtp_port, timeout=60)
-        lines = queue(env, [template(env, f"{TAG} killed", email=False)], seed_orders(env, 1))
-        env.cr.commit()
+    line_ids = seed_one(registry, gateway.url, smtp_port, "killed", timeout=60)
     gateway.requests.clear()
     gateway.hang_seconds = 30
     gateway.script[:] = ["hang"]
@@ -104,12 +125,7 @@ def killed_worker(registry, args, gateway, smtp_port, results):
     child.wait()
     time.sleep(0.5)  # PostgreSQL notices the dead connection and frees its locks
     gateway.script.clear()
-    with superuser_env(registry) as env:
-        env["payment.order.notification"]._cron_send_queue()
-        env.cr.commit()
-        line = env["payment.order.notification"].browse(lines.ids)
-        outcome = (line.state, line.failure_type)
-        cleanup(env)
+    outcome = send_once(registry, line_ids, "state", "failure_type")
     ok = reached and outcome == ("failed", "unknown") and len(gateway.requests) == 1
     check(
         results,
@@ -121,21 +137,13 @@ def killed_worker(registry, args, gateway, smtp_port, results):
 
 
 def trickling_gateway(registry, gateway, smtp_port, results):
-    with superuser_env(registry) as env:
-        cleanup(env)
-        configure(env, gateway.url, smtp_port, timeout=2)
-        lines = queue(env, [template(env, f"{TAG} trickle", email=False)], seed_orders(env, 1))
-        env.cr.commit()
+    line_ids = seed_one(registry, gateway.url, smtp_port, "trickle", timeout=2)
     gateway.trickle_seconds = 0.5
     gateway.script[:] = ["trickle"]
     started = time.monotonic()
-    with superuser_env(registry) as env:
-        env["payment.order.notification"]._cron_send_queue()
-        env.cr.commit()
-        elapsed = time.monotonic() - started
-        line = env["payment.order.notification"].browse(lines.ids)
-        outcome = (line.state, line.failure_type, bool(line.next_attempt_at))
-        cleanup(env)
+    state, failure_type, next_attempt_at = send_once(registry, line_ids, "state", "failure_type", "next_attempt_at")
+    elapsed = time.monotonic() - started
+    outcome = (state, failure_type, bool(next_attempt_at))
     gateway.script.clear()
     ok = elapsed < 4 and outcome == ("queued", "gateway_unreachable", True)
     check(
@@ -148,28 +156,19 @@ def trickling_gateway(registry, gateway, smtp_port, results):
 
 def smtp_refuses_then_accepts(registry, gateway, results):
     port = free_port()  # nothing listens there yet: connections are refused
+    line_ids = seed_one(registry, gateway.url, port, "smtp", email=True, whatsapp=False)
+    state, failure_type, first_mail = send_once(registry, line_ids, "state", "failure_type", "mail_id.id")
+    first = (state, failure_type)
     with superuser_env(registry) as env:
-        cleanup(env)
-        configure(env, gateway.url, port)
-        lines = queue(env, [template(env, f"{TAG} smtp", whatsapp=False)], seed_orders(env, 1))
-        env.cr.commit()
-    with superuser_env(registry) as env:
-        env["payment.order.notification"]._cron_send_queue()
-        env.cr.commit()
-        line = env["payment.order.notification"].browse(lines.ids)
-        first = (line.state, line.failure_type)
-        first_mail = line.mail_id.id
         # time passes: the retry is due
-        env.cr.execute("UPDATE payment_order_notification SET next_attempt_at = NULL WHERE id = %s", [line.id])
+        env.cr.execute("UPDATE payment_order_notification SET next_attempt_at = NULL WHERE id = ANY(%s)", [line_ids])
         env.cr.commit()
     sink = SmtpSink(port)
     try:
-        with superuser_env(registry) as env:
-            env["payment.order.notification"]._cron_send_queue()
-            env.cr.commit()
-            line = env["payment.order.notification"].browse(lines.ids)
-            second = (line.state, line.attempts, line.mail_id.id == first_mail, line.mail_id.state)
-            cleanup(env)
+        state, attempts, mail, mail_state = send_once(
+            registry, line_ids, "state", "attempts", "mail_id.id", "mail_id.state"
+        )
+        second = (state, attempts, mail == first_mail, mail_state)
     finally:
         sink.close()
     ok = first == ("queued", "smtp_unreachable") and second == ("sent", 2, True, "sent") and len(sink.messages) == 1

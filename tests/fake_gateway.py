@@ -1,5 +1,6 @@
 """A stand-in WhatsApp gateway, plain Python so that bench/ scripts can use it too."""
 
+import contextlib
 import http.server
 import json
 import threading
@@ -64,13 +65,12 @@ class FakeGateway:
                     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 20\r\n\r\n"
                     b'{"id": "wamid.slow"}'
                 )
-                try:
+                # the client gives up before the end: that is the point
+                with contextlib.suppress(OSError):
                     for byte in data:
                         self.wfile.write(bytes([byte]))
                         self.wfile.flush()
                         time.sleep(gateway.trickle_seconds)
-                except OSError:
-                    pass  # the client gave up: that is the point
                 self.close_connection = True
 
             do_GET = do_POST = _handle
@@ -79,15 +79,14 @@ class FakeGateway:
                 pass
 
             def setup(self):
-                super().setup()
                 with gateway.lock:
                     gateway.connections += 1
+                return super().setup()
 
             def handle(self):
-                try:
-                    super().handle()
-                except (ConnectionError, TimeoutError):
-                    pass  # a client that went away mid-request
+                # a client that went away mid-request is no error of the gateway's
+                with contextlib.suppress(ConnectionError, TimeoutError):
+                    return super().handle()
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
