@@ -54,13 +54,13 @@ def seed(env, orders, customers):
     cr.execute(
         """
         INSERT INTO payment_order (name, partner_id, company_id, currency_id, concept, amount, charges_amount,
-                                   amount_total, balance, due_date, state, installment, origin, notification_count,
+                                   amount_total, balance, due_date, state, installment, origin,
                                    create_date, write_date, create_uid, write_uid)
         SELECT 'BENCH/' || g, (%(partners)s)[1 + g %% %(ncust)s], %(company)s, %(currency)s, %(tag)s,
                100, 0, 100, CASE WHEN g %% 50 = 0 THEN 0 ELSE 100 END,
                CURRENT_DATE + ((g %% 151) - 120),
                CASE WHEN g %% 50 = 0 THEN 'paid' WHEN g %% 151 < 120 THEN 'overdue' ELSE 'pending' END,
-               1, 'manual', 0, now(), now(), 1, 1
+               1, 'manual', now(), now(), 1, 1
           FROM generate_series(1, %(orders)s) g
         """,
         {

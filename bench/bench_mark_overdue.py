@@ -50,13 +50,13 @@ def seed(env, orders, customers):
         """
         INSERT INTO payment_order (name, partner_id, company_id, currency_id, concept, amount,
                                    charges_amount, amount_total, balance, due_date, state, installment,
-                                   origin, notification_count, payment_code, create_date, write_date,
+                                   origin, payment_code, create_date, write_date,
                                    create_uid, write_uid)
         SELECT 'BENCH/' || g, (%(partners)s)[1 + g %% %(ncust)s], %(company)s, %(currency)s,
                %(tag)s, 100, 0, 100, 100,
                CURRENT_DATE + ((g %% 90) - 60),
                CASE WHEN g %% 50 = 0 THEN 'paid' WHEN g %% 77 = 0 THEN 'cancelled' ELSE 'pending' END,
-               1, 'manual', 0, %(tag)s || '-' || g, now(), now(), 1, 1
+               1, 'manual', %(tag)s || '-' || g, now(), now(), 1, 1
           FROM generate_series(1, %(orders)s) g
         """,
         {

@@ -2,7 +2,7 @@ import re
 from datetime import timedelta
 
 from odoo import api, fields, models
-from odoo.exceptions import ValidationError
+from odoo.exceptions import AccessError, ValidationError
 from odoo.tools import SQL
 
 from ..tools import MAX_TIMEOUT, TRANSPORTS
@@ -45,6 +45,8 @@ PRESETS = {
     },
 }
 SHAPE_FIELDS = ("instance", *PRESETS["qrapi"])
+# where the API key goes and what carries it: guarded like the key itself
+KEY_ROUTE_FIELDS = ("url", "preset", "instance", "text_path", "status_path", "auth_header", "auth_prefix")
 
 
 class QrapiConnector(models.Model):
@@ -115,7 +117,25 @@ class QrapiConnector(models.Model):
 
     def write(self, vals):
         self._prepare_vals(vals)
+        self._check_key_route_change(vals)
         return super().write(vals)
+
+    def _check_key_route_change(self, vals):
+        """Only an administrator (who may read the key) may change where an existing key is sent."""
+        if self.env.su or self.env.user._is_system():
+            return
+        changed = [
+            name
+            for name in KEY_ROUTE_FIELDS
+            if name in vals and any((connector[name] or "") != (vals[name] or "") for connector in self)
+        ]
+        if changed:
+            raise AccessError(
+                self.env._(
+                    "Only an administrator can change where the gateway's API key is sent (%s).",
+                    ", ".join(self._fields[name].get_description(self.env)["string"] for name in changed),
+                )
+            )
 
     @api.model
     def _prepare_vals(self, vals):

@@ -16,6 +16,7 @@ _logger = logging.getLogger(__name__)
 # First key of the advisory locks that give one generation worker a customer at a time
 # (the second key is the partner id).
 GENERATION_LOCK_KEY = 0x50444E47
+MAX_PERIOD_MONTHS = 120
 
 PLAN_COLUMNS = (
     "id",
@@ -198,13 +199,23 @@ class ServicePlan(models.Model):
     )
     window_warning = fields.Char(compute="_compute_window_warning")
 
-    @api.constrains("amount", "period_months", "start_date", "end_date", "payment_mode", "installments")
+    @api.constrains("amount", "period_months", "billing_day", "start_date", "end_date", "payment_mode", "installments")
     def _check_plan_values(self):
         for plan in self:
             if plan.currency_id.compare_amounts(plan.amount, 0.0) <= 0:
                 raise ValidationError(self.env._("The amount of plan %s must be greater than zero.", plan.name))
-            if plan.period_months < 1:
-                raise ValidationError(self.env._("The period of plan %s is at least one month.", plan.name))
+            if not 1 <= plan.period_months <= MAX_PERIOD_MONTHS:
+                raise ValidationError(
+                    self.env._(
+                        "The period of plan %(plan)s is between 1 and %(max)s months.",
+                        plan=plan.name,
+                        max=MAX_PERIOD_MONTHS,
+                    )
+                )
+            if plan.billing_day and not 1 <= plan.billing_day <= 31:
+                raise ValidationError(
+                    self.env._("The billing day of plan %s is a day of the month, 1 to 31.", plan.name)
+                )
             if plan.start_date and plan.end_date and plan.start_date > plan.end_date:
                 raise ValidationError(self.env._("The start date of plan %s must come before its end date.", plan.name))
             if plan.payment_mode == "installments" and plan.installments < 1:

@@ -12,3 +12,4 @@ from . import test_dunning_run
 from . import test_import
 from . import test_invoice_orders
 from . import test_dashboard
+from . import test_access

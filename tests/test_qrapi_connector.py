@@ -103,12 +103,12 @@ class TestQrapiConnector(LocalGatewayMixin, PaymentDunningCase):
 
     def test_silent_gateway_ends_at_the_timeout(self):
         connector = self.connector(timeout=1)
-        self.gateway.hang_seconds = 1.5
+        self.gateway.hang_seconds = 4
         self.gateway.script.append("hang")
         started = time.monotonic()
         with self.assertRaisesRegex(UserError, "did not answer within 1 seconds") as caught:
             connector.send_text("+51995955955", "Hola")
-        self.assertLess(time.monotonic() - started, 1.4)
+        self.assertLess(time.monotonic() - started, 3)
         self.assertTrue(caught.exception.retriable)
         self.assertEqual(caught.exception.failure_type, "gateway_unreachable")
 
@@ -120,7 +120,7 @@ class TestQrapiConnector(LocalGatewayMixin, PaymentDunningCase):
         started = time.monotonic()
         with self.assertRaisesRegex(UserError, "did not answer within 2 seconds"):
             connector.send_text("+51995955955", "Hola")
-        self.assertLess(time.monotonic() - started, 2.5)
+        self.assertLess(time.monotonic() - started, 4)
 
     def test_unreachable_gateway(self):
         with socket.socket() as probe:
