@@ -458,7 +458,7 @@ class TestPlanManagement(ServicePlanCase):
     def test_plan_values_are_checked(self):
         with self.assertRaisesRegex(ValidationError, "greater than zero"):
             self.plan(amount=0.0)
-        with self.assertRaisesRegex(ValidationError, "at least one month"):
+        with self.assertRaisesRegex(ValidationError, "between 1 and 120 months"):
             self.plan(period_months=0)
         with self.assertRaisesRegex(ValidationError, "at least one installment"):
             self.plan(payment_mode="installments", installments=0)
