@@ -276,14 +276,18 @@ class PaymentOrderNotification(models.Model):
                         UPDATE payment_order_notification SET state = 'sending', attempted_at = NULL
                          WHERE id IN (SELECT id FROM payment_order_notification WHERE %s
                                        ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)
-                        RETURNING id, pg_advisory_lock(%s, id)
+                        RETURNING id
                         """,
                         self._due_condition(run),
                         limit,
-                        SENDING_LOCK,
                     )
                 )
                 ids = sorted(row[0] for row in self.env.cr.fetchall())
+                # taken once the rows are ours (a failed UPDATE leaves no session lock behind),
+                # before the commit makes them visible as "sending"
+                self.env.cr.execute(
+                    SQL("SELECT pg_advisory_lock(%s, id) FROM unnest(%s::int[]) AS id", SENDING_LOCK, ids)
+                )
                 self._commit()
                 self.invalidate_model(["state", "attempted_at"])
                 return self.browse(ids)
