@@ -383,7 +383,8 @@ def cmd_test(args):
     logs = os.path.join(DEVENV, "logs")
     os.makedirs(logs, exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    database = f"{MODULE}_test"
+    # a second checkout or a parallel run names its own database
+    database = os.environ.get("PAYMENT_DUNNING_TEST_DB", f"{MODULE}_test")
     drop_database(database)
     log_path = os.path.join(logs, f"test-{stamp}.log")
     started = time.time()
@@ -462,7 +463,7 @@ def fresh_database(name):
 def cmd_script(args):
     """Run a script of bench/ against a fresh database with the addon installed."""
     prepare()
-    database = f"{MODULE}_script"
+    database = os.environ.get("PAYMENT_DUNNING_SCRIPT_DB", f"{MODULE}_script")
     fresh_database(database)
     config = write_script_config(database)
     result = subprocess.run([sys.executable, args.path, "-c", config, "-d", database, *args.script_args], check=False)
