@@ -1,6 +1,6 @@
 from odoo import api, fields, models
 
-from .payment_order import OPEN_STATES
+from ..tools.collection import OPEN_STATES
 
 SYNC_KEY = "payment_dunning.invoices_to_sync"
 
@@ -55,7 +55,7 @@ class AccountMove(models.Model):
             elif invoice.state == "posted":
                 residual = order.currency_id.round(abs(invoice.amount_residual_signed))
                 if order.currency_id.compare_amounts(residual, order.balance):
-                    order.write({"balance": min(residual, order.amount_total)})
+                    order._set_balance(min(residual, order.amount_total))
 
     @api.model
     def _payment_order_candidates_domain(self):

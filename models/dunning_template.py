@@ -1,15 +1,13 @@
 import logging
 import re
-import threading
 
-import psycopg2.errors
 from markupsafe import Markup, escape
 
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
-from odoo.tools import SQL, format_date, formatLang, mute_logger
+from odoo.tools import SQL, format_date, formatLang
 
-from .payment_order import company_today
+from ..tools import collection
 
 _logger = logging.getLogger(__name__)
 
@@ -309,8 +307,7 @@ class DunningTemplate(models.Model):
         ):
             _logger.info("Automatic tasks or notifications are off: no dunning run")
             return 0
-        testing = getattr(threading.current_thread(), "testing", False)
-        return self.sudo()._dunning_run(commit=not testing)
+        return self.sudo()._dunning_run(commit=not collection.testing())
 
     @api.model
     def _dunning_run(self, commit=False, chunk_size=5000):
@@ -326,7 +323,7 @@ class DunningTemplate(models.Model):
         if not templates:
             return 0
         companies = self.env["res.company"].search([])  # pylint: disable=no-search-all
-        today = {company.id: company_today(company) for company in companies}
+        today = collection.company_days(companies)
         self.env.flush_all()  # the SQL below reads orders, customers and the queue
         queued = 0
         for template in templates:
@@ -354,25 +351,16 @@ class DunningTemplate(models.Model):
         return [row[0] for row in self.env.cr.fetchall()]
 
     def _queue_chunk(self, partner_ids, commit):
-        for attempt in range(10):
-            try:
-                with mute_logger("odoo.sql_db"):
-                    return self._queue_dunning(partner_ids)
-            except psycopg2.errors.SerializationFailure:
-                # another worker queued some of these messages after our snapshot began: a fresh
-                # snapshot sees them, and their keys keep them out
-                if not commit or attempt == 9:
-                    raise
-                self.env.cr.rollback()
-        return 0
+        # another worker may queue some of these messages after our snapshot began: a fresh
+        # snapshot sees them, and their keys keep them out
+        return collection.retry_serialization(self.env.cr, lambda: self._queue_dunning(partner_ids), retry=commit)
 
     def _eligible_sql(self, today):
         """Open orders, with a balance, of customers not excluded, whose day from the due date is in
         the window and that had no message of this template within the interval."""
         self.ensure_one()
-        company_days = SQL(", ").join(SQL("(%s, %s::date)", cid, day) for cid, day in today.items())
         conditions = [
-            SQL("o.state IN ('pending', 'overdue')"),
+            collection.open_state_sql("o"),
             SQL("o.balance > 0"),
             SQL("NOT COALESCE(p.dunning_excluded, false)"),
             SQL("c.today - o.due_date >= %s", self.days_from),
@@ -404,7 +392,7 @@ class DunningTemplate(models.Model):
               JOIN res_partner p ON p.id = o.partner_id
              WHERE %s
             """,
-            company_days,
+            collection.company_days_values(today),
             SQL(" AND ").join(conditions),
         )
 
@@ -460,8 +448,7 @@ class DunningTemplate(models.Model):
     def action_preview_run(self):
         """The orders this template would message today, without queueing anything."""
         self.ensure_one()
-        companies = self.env.companies
-        today = {company.id: company_today(company) for company in companies}
+        today = collection.company_days(self.env.companies)
         self.env.flush_all()
         self.env.cr.execute(SQL("SELECT order_id FROM (%s) AS e", self._eligible_sql(today)))
         order_ids = [row[0] for row in self.env.cr.fetchall()]

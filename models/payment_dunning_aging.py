@@ -1,6 +1,8 @@
 from odoo import fields, models, tools
 from odoo.tools import SQL
 
+from ..tools import collection
+
 BUCKETS = [
     ("0", "Not yet due"),
     ("1_30", "1-30 days"),
@@ -49,9 +51,10 @@ class PaymentDunningAging(models.Model):
                        -- "today" in the company's timezone, like the overdue job
                        SELECT (now() AT TIME ZONE COALESCE(cp.tz, 'UTC'))::date - o.due_date AS days
                  ) AS late
-                 WHERE o.state IN ('pending', 'overdue') AND o.balance > 0
+                 WHERE %s AND o.balance > 0
             )
                 """,
                 SQL.identifier(self._table),
+                collection.open_state_sql("o"),
             )
         )

@@ -1,19 +1,17 @@
 import logging
 import operator
-import threading
-from datetime import datetime
 
-import pytz
 from markupsafe import Markup
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
 from odoo.tools import SQL, format_datetime
 
+from ..tools import collection
+from ..tools.collection import CLOSED_STATES, OPEN_STATES, company_today
+
 _logger = logging.getLogger(__name__)
 
-OPEN_STATES = ("pending", "overdue")
-CLOSED_STATES = ("paid", "cancelled")
 COMPARISONS = {
     "=": operator.eq,
     "!=": operator.ne,
@@ -22,19 +20,18 @@ COMPARISONS = {
     ">": operator.gt,
     ">=": operator.ge,
 }
-
-
-def company_today(company):
-    """Today's date in the timezone of the company (its partner's tz), not the server's.
-
-    A customer in Lima is not overdue at 19:00 local time just because UTC has passed midnight.
-    """
-    tz_name = company.partner_id.tz or "UTC"
-    try:
-        tz = pytz.timezone(tz_name)
-    except pytz.UnknownTimeZoneError:
-        tz = pytz.utc
-    return datetime.now(tz).date()
+# The key of the context under which the addon's own paths (create, pay, cancel, balance updates)
+# change what no user may write. Its value must be this very object, which no JSON-RPC or XML-RPC
+# call can carry: a client sending the key gets nothing (README, "Security").
+EDIT_KEY = "payment_order_edit"
+EDIT_SENTINEL = object()
+# state changes the addon's paths may make
+TRANSITIONS = {
+    "pending": {"overdue", "paid", "cancelled"},
+    "overdue": {"paid", "cancelled"},
+    "paid": set(),
+    "cancelled": set(),
+}
 
 
 class PaymentOrder(models.Model):
@@ -56,6 +53,9 @@ class PaymentOrder(models.Model):
         "installment",
         "origin",
     )
+    # what only the addon's own paths change: the workflow (Pay, Cancel, the overdue job) and the
+    # money still owed (payments, imports, invoice sync, charges with a reason)
+    _WORKFLOW_FIELDS = ("name", "state", "balance", "charges_amount", "paid_date", "invoice_id")
 
     name = fields.Char(string="Reference", required=True, readonly=True, copy=False, default="/", index="trigram")
     partner_id = fields.Many2one(
@@ -167,6 +167,11 @@ class PaymentOrder(models.Model):
         ("invoice_uniq", "UNIQUE(invoice_id)", "An invoice has one payment order at most."),
         ("balance_not_negative", "CHECK(balance >= 0)", "The outstanding balance cannot be negative."),
         (
+            "balance_within_total",
+            "CHECK(balance <= amount_total)",
+            "The outstanding balance cannot be larger than the order's total.",
+        ),
+        (
             "charges_not_negative",
             "CHECK(charges_amount >= 0)",
             "Charges and interest cannot be negative.",
@@ -265,22 +270,55 @@ class PaymentOrder(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
+        internal = self._is_internal_edit()
         unnamed = {}
         for vals in vals_list:
             self._convert_single_amount(vals)
-            if vals.get("state", "pending") not in OPEN_STATES:
-                raise UserError(self.env._("A payment order is created pending; pay or cancel it afterwards."))
+            if not internal:
+                self._check_new_order_values(vals)
             if vals.get("name", "/") == "/":
                 company = self.env["res.company"].browse(vals.get("company_id")) or self.env.company
                 unnamed.setdefault(company, []).append(vals)
         for company, company_vals in unnamed.items():
             for vals, name in zip(company_vals, self._reference_names(company, len(company_vals)), strict=True):
                 vals["name"] = name
-        orders = super(PaymentOrder, self.with_context(payment_order_creating=True)).create(vals_list)
+        orders = super(PaymentOrder, self._internal_edit()).create(vals_list)
         orders.browse(
             order.id for order, vals in zip(orders, vals_list, strict=True) if "balance" not in vals
         )._init_balance()
-        return orders.with_context(payment_order_creating=False)
+        return orders.with_env(self.env)
+
+    @api.model
+    def _check_new_order_values(self, vals):
+        """A new order is pending, named by its company's sequence and owes its whole total; it
+        comes from an invoice or an import only through those paths."""
+        forced = {
+            "state": vals.get("state", "pending") != "pending",
+            "name": vals.get("name", "/") != "/",
+            "origin": vals.get("origin", "manual") != "manual",
+        }
+        forced.update((fname, bool(vals.get(fname))) for fname in ("balance", "paid_date", "invoice_id"))
+        refused = [fname for fname, is_forced in forced.items() if is_forced]
+        if refused:
+            raise UserError(
+                self.env._(
+                    "A new payment order cannot be given %(fields)s: it is created pending, numbered by "
+                    "its company's sequence and owing its whole total. Pay or cancel it afterwards.",
+                    fields=self._field_labels(refused),
+                )
+            )
+
+    def _internal_edit(self):
+        """These records, as the addon's own paths see them: allowed to move the workflow fields.
+
+        Only for code that has checked the caller's rights and the change itself."""
+        return self.with_context(**{EDIT_KEY: EDIT_SENTINEL})
+
+    def _is_internal_edit(self):
+        return self.env.context.get(EDIT_KEY) is EDIT_SENTINEL
+
+    def _field_labels(self, fnames):
+        return ", ".join(self._fields[fname].get_description(self.env)["string"] for fname in fnames)
 
     @api.model
     def _reference_names(self, company, count):
@@ -295,94 +333,130 @@ class PaymentOrder(models.Model):
         return [f"{prefix}{number:0{sequence.padding}d}{suffix}" for (number,) in self.env.cr.fetchall()]
 
     @api.model
-    def _insert_bulk(self, specs, origin):
-        """Insert many orders with two statements; return them.
+    def _prepare_order_values(self, spec):
+        """The values of a new order described by ``spec``: what ``create()`` receives from the
+        invoice path and what the bulk insert stores. Extend it to add your own fields.
 
-        ``specs``: dicts with partner_id, company_id, due_date, concept, optionally payment_code,
-        installment, charges_amount and balance (default: the total), and ``lines``, dicts with
-        name, amount and optionally plan_id and plan_due_date. The rows are what ``create()``
-        stores for such an order (``test_generated_order_matches_a_created_one`` and
-        ``test_imported_order_matches_a_created_one`` hold them to it): the ORM's record-by-record
-        create would not bill 100,000 customers in the morning's time.
+        ``spec``: partner_id, company_id, due_date, concept, lines (dicts with name, amount and
+        optionally plan_id, plan_due_date), and optionally payment_code, installment,
+        charges_amount, balance (default: the total), origin and invoice_id.
+        """
+        values = {
+            "partner_id": spec["partner_id"],
+            "company_id": spec["company_id"],
+            "due_date": spec["due_date"],
+            "concept": spec.get("concept") or False,
+            "payment_code": spec.get("payment_code") or False,
+            "installment": spec.get("installment") or 1,
+            "charges_amount": spec.get("charges_amount") or 0.0,
+            "origin": spec.get("origin") or "manual",
+            "line_ids": [fields.Command.create(dict(line)) for line in spec["lines"]],
+        }
+        if spec.get("invoice_id"):
+            values["invoice_id"] = spec["invoice_id"]
+        if spec.get("balance") is not None:
+            values["balance"] = spec["balance"]
+        return values
+
+    @api.model
+    def _insert_bulk(self, specs, origin):
+        """Insert many orders (see ``_prepare_order_values`` for ``specs``) with two statements;
+        return them.
+
+        The rows are what ``create()`` stores for the same values: fields of other modules take
+        their defaults, and their stored computed fields are computed (``test_generated_order_
+        matches_a_created_one`` and ``test_imported_order_matches_a_created_one`` hold it to
+        that). The ORM's create would not bill 100,000 customers in the morning's time.
         """
         if not specs:
             return self.browse()
-        companies = self.env["res.company"].browse({spec["company_id"] for spec in specs})
+        vals_list = [self._prepare_order_values(dict(spec, origin=origin)) for spec in specs]
+        companies = self.env["res.company"].browse({vals["company_id"] for vals in vals_list})
         names = {
-            company.id: iter(self._reference_names(company, sum(s["company_id"] == company.id for s in specs)))
+            company.id: iter(self._reference_names(company, sum(v["company_id"] == company.id for v in vals_list)))
             for company in companies
         }
-        now = SQL("(now() AT TIME ZONE 'UTC')")
-        rows = []
-        for spec in specs:
-            currency = companies.browse(spec["company_id"]).currency_id
-            amount = currency.round(sum(line["amount"] for line in spec["lines"]))
-            charges = currency.round(spec.get("charges_amount") or 0.0)
-            balance = spec.get("balance")
-            rows.append(
-                SQL(
-                    "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'pending', %s, %s, %s, %s, %s, %s, %s)",
-                    next(names[spec["company_id"]]),
-                    spec["partner_id"],
-                    spec["company_id"],
-                    currency.id,
-                    spec.get("concept"),
-                    amount,
-                    charges,
-                    amount + charges,
-                    currency.round(balance) if balance is not None else amount + charges,
-                    spec["due_date"],
-                    spec.get("installment") or 1,
-                    spec.get("payment_code"),
-                    origin,
-                    self.env.uid,
-                    now,
-                    self.env.uid,
-                    now,
-                )
+        rows, lines = [], []
+        for vals in vals_list:
+            currency = companies.browse(vals["company_id"]).currency_id
+            order_lines = [command[2] for command in vals.pop("line_ids")]
+            amount = currency.round(sum(line["amount"] for line in order_lines))
+            charges = currency.round(vals["charges_amount"])
+            balance = vals.get("balance")
+            vals.update(
+                name=next(names[vals["company_id"]]),
+                currency_id=currency.id,
+                amount=amount,
+                charges_amount=charges,
+                amount_total=amount + charges,
+                balance=currency.round(balance) if balance is not None else amount + charges,
+                state="pending",
             )
+            rows.append(vals)
+            lines.append([dict(line, company_id=vals["company_id"], currency_id=currency.id) for line in order_lines])
+        orders = self.browse(self._insert_rows(self, rows))
+        self._insert_rows(
+            self.env["payment.order.line"],
+            [
+                dict(line, order_id=order_id)
+                for order_id, order_lines in zip(orders.ids, lines, strict=True)
+                for line in order_lines
+            ],
+            returning=False,
+        )
+        self._compute_unfilled(orders, rows)
+        self._compute_unfilled(orders.line_ids, [line for order_lines in lines for line in order_lines])
+        return orders
+
+    @api.model
+    def _insert_rows(self, model, rows, returning=True):
+        """INSERT ``rows`` (dicts of stored values) into ``model``'s table in one statement, with the
+        defaults of the stored fields they leave out, as ``create()`` would; return the new ids."""
+        # a client's default_* keys never reach rows that the addon writes for itself
+        model = model.with_context(
+            {key: value for key, value in self.env.context.items() if not key.startswith("default_")}
+        )
+        columns = {name: field for name, field in model._fields.items() if field.store and field.column_type}
+        given = set().union(*rows)
+        missing = [name for name in columns if name not in given and name not in models.MAGIC_COLUMNS]
+        defaults = model.default_get(missing)
+        fixed = {
+            name: columns[name].convert_to_column_insert(value, model, defaults)
+            for name, value in defaults.items()
+            if name in columns
+        }
+        now = self.env.cr.now()
+        fixed.update(create_uid=self.env.uid, create_date=now, write_uid=self.env.uid, write_date=now)
+        names = sorted(given | set(fixed))
+        # False is how the ORM says "empty": NULL, except in a boolean column
+        empty_is_null = {name for name in given if columns[name].type != "boolean"}
+
+        def column_value(row, name):
+            if name not in given:
+                return fixed[name]
+            value = row.get(name)
+            return None if value is False and name in empty_is_null else value
+
         self.env.cr.execute(
             SQL(
-                """
-            INSERT INTO payment_order (name, partner_id, company_id, currency_id, concept, amount,
-                                       charges_amount, amount_total, balance, due_date, state, installment,
-                                       payment_code, origin,
-                                       create_uid, create_date, write_uid, write_date)
-            VALUES %s RETURNING id
-                """,
-                SQL(", ").join(rows),
+                "INSERT INTO %s (%s) VALUES %s %s",
+                SQL.identifier(model._table),
+                SQL(", ").join(SQL.identifier(name) for name in names),
+                SQL(", ").join(SQL("(%s)", SQL(", ").join(column_value(row, name) for name in names)) for row in rows),
+                SQL("RETURNING id") if returning else SQL(),
             )
         )
-        order_ids = [row[0] for row in self.env.cr.fetchall()]
-        line_rows = [
-            SQL(
-                "(%s, 10, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                order_id,
-                line["name"],
-                line["amount"],
-                spec["company_id"],
-                companies.browse(spec["company_id"]).currency_id.id,
-                line.get("plan_id"),
-                line.get("plan_due_date"),
-                self.env.uid,
-                now,
-                self.env.uid,
-                now,
-            )
-            for order_id, spec in zip(order_ids, specs, strict=True)
-            for line in spec["lines"]
-        ]
-        self.env.cr.execute(
-            SQL(
-                """
-            INSERT INTO payment_order_line (order_id, sequence, name, amount, company_id, currency_id, plan_id,
-                                            plan_due_date, create_uid, create_date, write_uid, write_date)
-            VALUES %s
-                """,
-                SQL(", ").join(line_rows),
-            )
-        )
-        return self.browse(order_ids)
+        return [row[0] for row in self.env.cr.fetchall()] if returning else []
+
+    @api.model
+    def _compute_unfilled(self, records, rows):
+        """Stored computed fields that the bulk insert left out (another module's) are computed as
+        ``create()`` computes them."""
+        given = set().union(*rows)
+        for name, field in records._fields.items():
+            if field.store and field.compute and name not in given and name not in models.MAGIC_COLUMNS:
+                self.env.add_to_compute(field, records)
+        records.flush_recordset()
 
     def _init_balance(self):
         """A new order owes its whole total; set in one statement for bulk creations."""
@@ -426,33 +500,73 @@ class PaymentOrder(models.Model):
 
     def write(self, vals):
         self._check_immutable(vals)
-        if "state" in vals:
-            self._check_state_change(vals["state"])
-        settled = self._settled_by(vals)
+        if self._is_internal_edit():
+            self._check_internal_change(vals)
+        else:
+            self._check_workflow_untouched(vals)
         result = super().write(vals)
-        if settled:
-            settled.action_pay()
         if vals.get("state") in CLOSED_STATES:
             self._cancel_queued_notifications()
         return result
 
-    def _check_immutable(self, vals):
-        if self.env.context.get("payment_order_creating"):
-            return
+    def _changed_fields(self, vals, fnames):
+        """{order: the fields of ``fnames`` that ``vals`` would change on it} (saving a form with
+        the values an order already has changes nothing)."""
+        changes = {}
         for order in self:
-            changed = [
-                fname for fname in self._IMMUTABLE_FIELDS if fname in vals and order._differs(fname, vals[fname])
-            ]
+            changed = [fname for fname in fnames if fname in vals and order._differs(fname, vals[fname])]
             if changed:
-                labels = ", ".join(self._fields[fname].get_description(self.env)["string"] for fname in changed)
-                raise UserError(
-                    self.env._(
-                        "Payment order %(order)s cannot be edited (%(fields)s). "
-                        "Cancel it and create a new order with the correct information.",
-                        order=order.name,
-                        fields=labels,
-                    )
+                changes[order] = changed
+        return changes
+
+    def _check_immutable(self, vals):
+        for order, changed in self._changed_fields(vals, self._IMMUTABLE_FIELDS).items():
+            raise UserError(
+                self.env._(
+                    "Payment order %(order)s cannot be edited (%(fields)s). "
+                    "Cancel it and create a new order with the correct information.",
+                    order=order.name,
+                    fields=self._field_labels(changed),
                 )
+            )
+
+    def _check_workflow_untouched(self, vals):
+        for order, changed in self._changed_fields(vals, self._WORKFLOW_FIELDS).items():
+            raise UserError(
+                self.env._(
+                    "%(fields)s of payment order %(order)s change only through its own actions: Pay, "
+                    "Cancel, the overdue check, an import or the invoice it comes from.",
+                    order=order.name,
+                    fields=self._field_labels(changed),
+                )
+            )
+
+    def _check_internal_change(self, vals):
+        """What even the addon's paths may not do: reopen or change a closed order, or owe more
+        than the order's total (that last one the database refuses too)."""
+        for order in self:
+            new_state = vals.get("state", order.state)
+            if new_state != order.state and new_state not in TRANSITIONS[order.state]:
+                order._raise_closed(new_state)
+            money = {"balance", "charges_amount"} & set(vals)
+            if order.state in CLOSED_STATES and any(order._differs(fname, vals[fname]) for fname in money):
+                order._raise_closed(new_state)
+
+    def _raise_closed(self, new_state):
+        if self.state == "cancelled":
+            raise UserError(
+                self.env._("Payment order %s is cancelled, which is final. Create a new order instead.", self.name)
+            )
+        if self.state == "paid":
+            raise UserError(self.env._("Payment order %s is already paid.", self.name))
+        raise UserError(
+            self.env._(
+                "Payment order %(order)s cannot go from %(old)s back to %(new)s.",
+                order=self.name,
+                old=self._state_label(),
+                new=dict(self._fields["state"]._description_selection(self.env))[new_state],
+            )
+        )
 
     def _raise_lines_locked(self):
         if self:
@@ -471,25 +585,61 @@ class PaymentOrder(models.Model):
         new = field.convert_to_record(field.convert_to_cache(value, self), self)
         return new != self[fname]
 
-    def _check_state_change(self, new_state):
+    def _set_balance(self, balance, reason=None):
+        """What the customer still owes, as a payment, an import or the invoice says.
+
+        Only open orders; never more than the total; zero pays the order (a zero balance stops the
+        reminders). The change is tracked in the chatter, with ``reason`` when given.
+        """
         for order in self:
-            if order.state == new_state:
-                continue
-            if order.state == "cancelled":
+            currency = order.currency_id
+            new_balance = currency.round(balance)
+            if order.state not in OPEN_STATES:
+                order._raise_closed(order.state)
+            if (
+                currency.compare_amounts(new_balance, order.amount_total) > 0
+                or currency.compare_amounts(new_balance, 0) < 0
+            ):
                 raise UserError(
                     self.env._(
-                        "Payment order %s is cancelled, which is final. Create a new order instead.",
-                        order.name,
+                        "The balance of payment order %(order)s must be between 0 and its total, %(total)s.",
+                        order=order.name,
+                        total=currency.format(order.amount_total),
                     )
                 )
-            if order.state == "paid":
-                raise UserError(self.env._("Payment order %s is already paid.", order.name))
+            if not currency.compare_amounts(new_balance, order.balance):
+                continue
+            if currency.is_zero(new_balance):
+                order._pay()
+            else:
+                order._internal_edit().write({"balance": new_balance})
+            if reason:
+                order._message_log(body=reason)
+        return True
 
-    def _settled_by(self, vals):
-        """Orders that a new balance of zero pays (spec 5: a zero balance stops the reminders)."""
-        if "balance" not in vals or vals.get("state"):
-            return self.browse()
-        return self.filtered(lambda order: order.state in OPEN_STATES and order.currency_id.is_zero(vals["balance"]))
+    def _set_charges(self, charges, reason=None):
+        """Charges and interest of an open order, as a late fee or an import says; the balance
+        follows the difference. Tracked in the chatter, with ``reason`` when given."""
+        for order in self:
+            currency = order.currency_id
+            new_charges = currency.round(charges)
+            if order.state not in OPEN_STATES:
+                order._raise_closed(order.state)
+            if currency.compare_amounts(new_charges, 0) < 0:
+                raise UserError(self.env._("Charges and interest cannot be negative."))
+            difference = new_charges - order.charges_amount
+            if currency.is_zero(difference):
+                continue
+            new_balance = max(order.balance + difference, 0.0)
+            order._internal_edit().write({"charges_amount": new_charges, "balance": new_balance})
+            if currency.is_zero(new_balance):
+                order._pay()
+            if reason:
+                order._message_log(body=reason)
+        return True
+
+    # keeps the name the import first used
+    _add_charges = _set_charges
 
     # ------------------------------------------------------------------ actions
 
@@ -504,9 +654,12 @@ class PaymentOrder(models.Model):
                         state=order._state_label(),
                     )
                 )
-        for company, orders in self.grouped("company_id").items():
-            orders.write({"state": "paid", "paid_date": company_today(company), "balance": 0.0})
+        self._pay()
         return True
+
+    def _pay(self):
+        for company, orders in self.grouped("company_id").items():
+            orders._internal_edit().write({"state": "paid", "paid_date": company_today(company), "balance": 0.0})
 
     def action_cancel(self):
         """Cancel for good: a cancelled order never comes back (spec 1)."""
@@ -519,7 +672,7 @@ class PaymentOrder(models.Model):
                         state=order._state_label(),
                     )
                 )
-        self.write({"state": "cancelled"})
+        self._internal_edit().write({"state": "cancelled"})
         return True
 
     def action_print_statement(self):
@@ -657,23 +810,26 @@ class PaymentOrder(models.Model):
         if not companies:
             return 0
         self.env["payment.order"].flush_model(["state", "due_date", "company_id"])
-        today_by_company = SQL(", ").join(
-            SQL("(%s, %s::date)", company.id, company_today(company)) for company in companies
-        )
+        # the rows are picked and locked once, by a join (a hash join at any size): a correlated
+        # IN (SELECT … FOR UPDATE) becomes a per-row subplan once PostgreSQL expects its list not to
+        # fit in work_mem (README, "Scale")
         self.env.cr.execute(
             SQL(
                 """
+            WITH due AS (
+                SELECT o.id
+                  FROM payment_order o
+                  JOIN (VALUES %(today)s) AS c(company_id, today) ON c.company_id = o.company_id
+                 WHERE o.state = 'pending' AND o.due_date < c.today
+                   FOR UPDATE OF o SKIP LOCKED
+            )
             UPDATE payment_order o
                SET state = 'overdue', write_date = (now() AT TIME ZONE 'UTC'), write_uid = %(uid)s
-              FROM (VALUES %(today)s) AS c(company_id, today)
-             WHERE o.company_id = c.company_id
-               AND o.id IN (
-                   SELECT id FROM payment_order
-                    WHERE state = 'pending' AND due_date < c.today AND company_id = c.company_id
-                      FOR UPDATE SKIP LOCKED)
+              FROM due
+             WHERE o.id = due.id
             """,
                 uid=self.env.uid,
-                today=today_by_company,
+                today=collection.company_days_values(collection.company_days(companies)),
             )
         )
         count = self.env.cr.rowcount
@@ -682,14 +838,14 @@ class PaymentOrder(models.Model):
         return count
 
     @api.model
-    def _cron_orders_from_invoices(self, batch_size=200):
+    def _cron_orders_from_invoices(self, batch_size=None):
         """Scheduled job: a payment order for every posted, unpaid customer invoice that has none."""
         params = self.env["ir.config_parameter"].sudo()
         if not (
             params.get_param("payment_dunning.automatic_tasks") and params.get_param("payment_dunning.invoice_orders")
         ):
             return self.browse()
-        testing = getattr(threading.current_thread(), "testing", False)
+        batch_size = batch_size or collection.batch_size(self.env)
         moves = self.env["account.move"].sudo()
         created = self.browse()
         last_id = 0
@@ -700,8 +856,7 @@ class PaymentOrder(models.Model):
                 return created
             last_id = invoices[-1].id
             created |= self._create_from_invoices(invoices)
-            if not testing:
-                self.env.cr.commit()  # pylint: disable=invalid-commit
+            collection.commit(self.env.cr)
 
     @api.model
     def _create_from_invoices(self, invoices):
@@ -722,24 +877,27 @@ class PaymentOrder(models.Model):
         for invoice in invoices:
             existing = by_code.get((invoice.company_id.id, invoice.name))
             if existing:
-                existing.invoice_id = invoice
+                existing._internal_edit().invoice_id = invoice
                 continue
             total = invoice.company_currency_id.round(abs(invoice.amount_total_signed))
+            residual = invoice.company_currency_id.round(abs(invoice.amount_residual_signed))
             vals_list.append(
-                {
-                    "partner_id": invoice.commercial_partner_id.id,
-                    "company_id": invoice.company_id.id,
-                    "due_date": invoice.invoice_date_due or invoice.invoice_date,
-                    "concept": invoice.ref or invoice.name,
-                    "payment_code": invoice.name,
-                    "installment": 1,
-                    "origin": "invoice",
-                    "invoice_id": invoice.id,
-                    "line_ids": [fields.Command.create({"name": invoice.name, "amount": total})],
-                    "balance": min(total, invoice.company_currency_id.round(abs(invoice.amount_residual_signed))),
-                }
+                self._prepare_order_values(
+                    {
+                        "partner_id": invoice.commercial_partner_id.id,
+                        "company_id": invoice.company_id.id,
+                        "due_date": invoice.invoice_date_due or invoice.invoice_date,
+                        "concept": invoice.ref or invoice.name,
+                        "payment_code": invoice.name,
+                        "installment": 1,
+                        "origin": "invoice",
+                        "invoice_id": invoice.id,
+                        "lines": [{"name": invoice.name, "amount": total}],
+                        "balance": min(total, residual),
+                    }
+                )
             )
-        return orders.with_context(tracking_disable=True).create(vals_list)
+        return orders._internal_edit().create(vals_list).with_env(orders.env)
 
     # ------------------------------------------------------------------ statistics
 

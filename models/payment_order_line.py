@@ -36,13 +36,14 @@ class PaymentOrderLine(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
-        if not self.env.context.get("payment_order_creating"):
+        # lines are written only while their order is created (README, "Security")
+        if not self.env["payment.order"]._is_internal_edit():
             order_ids = {vals["order_id"] for vals in vals_list if vals.get("order_id")}
             self.env["payment.order"].browse(order_ids)._raise_lines_locked()
         return super().create(vals_list)
 
     def write(self, vals):
-        if not self.env.context.get("payment_order_creating"):
+        if not self.env["payment.order"]._is_internal_edit():
             self.order_id._raise_lines_locked()
         return super().write(vals)
 

@@ -1,7 +1,6 @@
 import base64
 import collections
 import logging
-import threading
 import time
 from datetime import timedelta
 
@@ -9,12 +8,12 @@ import psycopg2.errors
 from markupsafe import Markup, escape
 
 from odoo import api, fields, models, tools
-from odoo.exceptions import UserError
+from odoo.exceptions import UserError, ValidationError
 from odoo.tools import SQL, email_normalize
 from odoo.tools.mail import generate_tracking_message_id
 
-from ..tools import MAX_TIMEOUT, DeliveryError, SmtpSessions
-from .payment_order import OPEN_STATES, company_today
+from ..tools import MAX_TIMEOUT, DeliveryError, SmtpSessions, collection
+from ..tools.collection import OPEN_STATES, company_today
 
 _logger = logging.getLogger(__name__)
 
@@ -45,10 +44,6 @@ FAILURE_TYPES = [
     ("render", "Rendering error"),
     ("unknown", "Outcome unknown"),
 ]
-
-
-def _testing():
-    return getattr(threading.current_thread(), "testing", False)
 
 
 class _SendRun:
@@ -179,19 +174,42 @@ class PaymentOrderNotification(models.Model):
     def _queue(self, template, orders):
         """One queued message per customer and channel of ``template`` for ``orders``."""
         vals_list = []
-        for partner, partner_orders in orders.grouped("partner_id").items():
+        groups = collections.defaultdict(lambda: orders.browse())
+        for order in orders:
+            groups[order.partner_id, order.company_id] |= order
+        for (partner, company), partner_orders in groups.items():
             for channel in template._channels():
                 vals_list.append(
                     {
                         "order_ids": [fields.Command.set(partner_orders.ids)],
                         "partner_id": partner.id,
-                        "company_id": partner_orders.company_id[:1].id,
+                        "company_id": company.id,
                         "template_id": template.id,
                         "channel": channel,
-                        "run_date": company_today(partner_orders.company_id[:1]),
+                        "run_date": company_today(company),
                     }
                 )
         return self.create(vals_list)
+
+    @api.constrains("order_ids", "partner_id", "company_id")
+    def _check_orders_match(self):
+        """A message speaks of its own customer's orders, in its own company, nobody else's."""
+        for line in self:
+            strangers = line.order_ids.browse(
+                order.id
+                for order in line.order_ids
+                if order.company_id != line.company_id
+                or order.partner_id.commercial_partner_id != line.partner_id.commercial_partner_id
+            )
+            if strangers:
+                raise ValidationError(
+                    self.env._(
+                        "A message to %(customer)s can only be about their orders in %(company)s, not %(orders)s.",
+                        customer=line.partner_id.display_name,
+                        company=line.company_id.name,
+                        orders=", ".join(strangers.mapped("name")),
+                    )
+                )
 
     # ------------------------------------------------------------------ the send loop
 
@@ -206,7 +224,7 @@ class PaymentOrderNotification(models.Model):
         """
         self._recover_interrupted()
         self._log_orphan_chatter()
-        run = self._send_loop(batch_size=batch_size or self._batch_size(), budget=self._time_budget())
+        run = self._send_loop(batch_size=batch_size or collection.batch_size(self.env), budget=self._time_budget())
         self.env["ir.cron"]._notify_progress(done=run.done, remaining=self._due_count(run))
         return run.done
 
@@ -267,36 +285,31 @@ class PaymentOrderNotification(models.Model):
         Each stays locked (a session advisory lock) by this worker until its outcome is recorded:
         a line still *sending* whose lock is free belongs to a worker that is gone.
         """
-        conflicts = 0
-        while True:
-            try:
-                self.env.cr.execute(
-                    SQL(
-                        """
-                        UPDATE payment_order_notification SET state = 'sending', attempted_at = NULL
-                         WHERE id IN (SELECT id FROM payment_order_notification WHERE %s
-                                       ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)
-                        RETURNING id
-                        """,
-                        self._due_condition(run),
-                        limit,
-                    )
+
+        def claim():
+            self.env.cr.execute(
+                SQL(
+                    """
+                    UPDATE payment_order_notification SET state = 'sending', attempted_at = NULL
+                     WHERE id IN (SELECT id FROM payment_order_notification WHERE %s
+                                   ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)
+                    RETURNING id
+                    """,
+                    self._due_condition(run),
+                    limit,
                 )
-                ids = sorted(row[0] for row in self.env.cr.fetchall())
-                # taken once the rows are ours (a failed UPDATE leaves no session lock behind),
-                # before the commit makes them visible as "sending"
-                self.env.cr.execute(
-                    SQL("SELECT pg_advisory_lock(%s, id) FROM unnest(%s::int[]) AS id", SENDING_LOCK, ids)
-                )
-                self._commit()
-                self.invalidate_model(["state", "attempted_at"])
-                return self.browse(ids)
-            except psycopg2.errors.SerializationFailure:
-                # another worker committed a row after our snapshot began: pick again
-                conflicts += 1
-                if _testing() or conflicts > MAX_CLAIM_CONFLICTS:
-                    raise
-                self._rollback()
+            )
+            ids = sorted(row[0] for row in self.env.cr.fetchall())
+            # taken once the rows are ours (a failed UPDATE leaves no session lock behind),
+            # before the commit makes them visible as "sending"
+            self.env.cr.execute(SQL("SELECT pg_advisory_lock(%s, id) FROM unnest(%s::int[]) AS id", SENDING_LOCK, ids))
+            return ids
+
+        # another worker may commit a row after our snapshot began: pick again
+        ids = collection.retry_serialization(self.env.cr, claim, attempts=MAX_CLAIM_CONFLICTS)
+        self._commit()
+        self.invalidate_model(["state", "attempted_at"])
+        return self.browse(ids)
 
     @api.model
     def _due_condition(self, run):
@@ -456,7 +469,13 @@ class PaymentOrderNotification(models.Model):
         """The customer's account statement; when it cannot be rendered, why (the text goes anyway)."""
         try:
             with self.env.cr.savepoint():
-                report = self.env.ref("payment_dunning.action_report_account_statement").sudo()
+                # the statement of this message's company only, whoever renders it
+                report = (
+                    self.env.ref("payment_dunning.action_report_account_statement")
+                    .sudo()
+                    .with_company(self.company_id)
+                    .with_context(allowed_company_ids=self.company_id.ids)
+                )
                 content, _format = report._render_qweb_pdf(report, self.partner_id.ids)
         except Exception as error:  # the statement never costs the message
             _logger.warning("Account statement of %s not rendered", self.partner_id.id, exc_info=True)
@@ -759,10 +778,6 @@ class PaymentOrderNotification(models.Model):
         return dict(self._fields["channel"]._description_selection(self.env))[self.channel]
 
     @api.model
-    def _batch_size(self):
-        return int(self.env["ir.config_parameter"].sudo().get_param("payment_dunning.batch_size", 200)) or 200
-
-    @api.model
     def _smtp_timeout(self):
         """Seconds an SMTP server may stay silent (Odoo's own default is 60)."""
         value = self.env["ir.config_parameter"].sudo().get_param("payment_dunning.smtp_timeout")
@@ -795,13 +810,10 @@ class PaymentOrderNotification(models.Model):
         return self.search_count(domain)
 
     def _commit(self):
-        """Make the step durable; Odoo's tests share one transaction, which is never committed."""
-        if not _testing():
-            self.env.cr.commit()  # pylint: disable=invalid-commit
+        collection.commit(self.env.cr)
 
     def _rollback(self):
-        if not _testing():
-            self.env.cr.rollback()
+        collection.rollback(self.env.cr)
 
     # ------------------------------------------------------------------ actions
 

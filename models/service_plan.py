@@ -1,15 +1,13 @@
 import logging
-import threading
 from collections import defaultdict
 
-import psycopg2.errors
 from dateutil.relativedelta import relativedelta
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
-from odoo.tools import SQL, mute_logger
+from odoo.tools import SQL
 
-from .payment_order import company_today
+from ..tools import collection
 
 _logger = logging.getLogger(__name__)
 
@@ -190,6 +188,14 @@ class ServicePlan(models.Model):
         index=True,
         help="The plan will not bill any more orders: all installments billed or the end date passed.",
     )
+    generation_error = fields.Text(
+        string="Last Generation Error",
+        readonly=True,
+        copy=False,
+        help="Why the order generation could not bill this plan on its last attempt. It tries again on "
+        "every run and clears this once the plan is billed.",
+    )
+    generation_error_date = fields.Datetime(string="Generation Failed On", readonly=True, copy=False)
     line_ids = fields.One2many("payment.order.line", "plan_id", string="Billed Lines", readonly=True)
     order_count = fields.Integer(string="Orders", compute="_compute_order_count")
     total_amount = fields.Monetary(
@@ -347,15 +353,14 @@ class ServicePlan(models.Model):
         if not params.get_param("payment_dunning.automatic_tasks"):
             _logger.info("Automatic tasks are off: no payment orders generated")
             return self.env["payment.order"]
-        testing = getattr(threading.current_thread(), "testing", False)
         companies = self.env["res.company"].sudo().search([])  # pylint: disable=no-search-all
-        return self._generate_orders(companies, commit=not testing)
+        return self._generate_orders(companies, commit=not collection.testing())
 
     @api.model
     def _generation_horizons(self, companies):
         """Last due date each company bills today: its own today plus the days before due date."""
         days = int(self.env["ir.config_parameter"].sudo().get_param("payment_dunning.days_before_due", 3) or 0)
-        return {company.id: company_today(company) + relativedelta(days=days) for company in companies}
+        return collection.company_days(companies, shift=relativedelta(days=days))
 
     @api.model
     def _generate_orders(self, companies, commit=False, batch_size=None):
@@ -366,31 +371,23 @@ class ServicePlan(models.Model):
         two workers at once never bill a plan twice, and each batch is committed (when ``commit``)
         so that a crash loses at most the batch under way, which the next run bills.
         """
-        batch_size = batch_size or int(
-            self.env["ir.config_parameter"].sudo().get_param("payment_dunning.batch_size", 200) or 200
-        )
+        batch_size = batch_size or collection.batch_size(self.env)
         horizons = self._generation_horizons(companies)
         if not horizons:
             return self.env["payment.order"]
         plans_model = self.sudo().with_context(tracking_disable=True)
-        order_ids, failed_partners, conflicts = [], set(), 0
+        order_ids, failed_partners = [], set()
+
+        def lock_batch():
+            partner_ids = plans_model._lock_due_partners(horizons, batch_size, failed_partners)
+            return partner_ids, plans_model._lock_due_plans(horizons, partner_ids)
+
         while True:
-            try:
-                # a conflict is expected when two workers run; it is handled below, not an error
-                with mute_logger("odoo.sql_db"):
-                    partner_ids = plans_model._lock_due_partners(horizons, batch_size, failed_partners)
-                    plans = plans_model._lock_due_plans(horizons, partner_ids)
-            except psycopg2.errors.SerializationFailure:
-                # our snapshot predates another worker's commit of these plans: start over on a
-                # fresh one (what we billed so far is committed)
-                conflicts += 1
-                if not commit or conflicts > 10:
-                    raise
-                self.env.cr.rollback()
-                continue
+            # our snapshot may predate another worker's commit of these plans: the batch is then
+            # taken again on a fresh one (what we billed so far is committed)
+            partner_ids, plans = collection.retry_serialization(self.env.cr, lock_batch, retry=commit)
             if not partner_ids:
                 break
-            conflicts = 0
             orders, failed = plans._bill(horizons)
             failed_partners |= failed
             orders._notify_generated()
@@ -412,7 +409,7 @@ class ServicePlan(models.Model):
             JOIN (VALUES %(horizons)s) AS h(company_id, horizon) ON h.company_id = p.company_id
            WHERE p.active AND NOT p.billing_done AND p.next_due_date <= h.horizon
             """,
-            horizons=SQL(", ").join(SQL("(%s, %s::date)", cid, horizon) for cid, horizon in horizons.items()),
+            horizons=collection.company_days_values(horizons),
         )
 
     @api.model
@@ -467,36 +464,64 @@ class ServicePlan(models.Model):
         already_billed = self._billed_due_dates()
         groups = defaultdict(list)
         updates = {}
+        broken = {}
         for row in rows:
-            due, following = plan_billing(row, horizons[row["company_id"]])
+            try:
+                due, following = plan_billing(row, horizons[row["company_id"]])
+            except Exception as error:  # one plan's bad data never stops the others' billing
+                _logger.warning("Service plan %s could not be billed", row["id"], exc_info=True)
+                broken[row["partner_id"]] = (row["id"], error)
+                continue
             billed = bool(due) and (row["id"], due) not in already_billed
             if billed:
                 groups[(row["partner_id"], row["company_id"], due)].append(row)
             after = dict(row, next_due_date=following, installments_billed=row["installments_billed"] + billed)
             updates[row["id"]] = dict(after, billing_done=is_billing_done(after))
+        # a customer with a plan that cannot be billed is billed next time, with all its plans
+        for partner_id, (plan_id, error) in broken.items():
+            groups = {key: plans for key, plans in groups.items() if key[0] != partner_id}
+            updates = {key: values for key, values in updates.items() if values["partner_id"] != partner_id}
+            self.browse(plan_id)._record_generation_error(error)
         try:
             with self.env.cr.savepoint():
                 orders = self._create_orders(groups)
                 self._advance(updates)
         except Exception:
             _logger.warning("Generation batch failed; billing its customers one by one", exc_info=True)
-            return self._bill_one_by_one(rows, groups, updates)
-        return orders, set()
+            orders, failed = self._bill_one_by_one(rows, groups, updates)
+            return orders, failed | set(broken)
+        return orders, set(broken)
 
     def _bill_one_by_one(self, rows, groups, updates):
         orders = self.env["payment.order"]
         failed = set()
         for partner_id in sorted({row["partner_id"] for row in rows}):
             partner_groups = {key: plans for key, plans in groups.items() if key[0] == partner_id}
-            partner_updates = {row["id"]: updates[row["id"]] for row in rows if row["partner_id"] == partner_id}
+            partner_updates = {key: values for key, values in updates.items() if values["partner_id"] == partner_id}
+            if not partner_updates:
+                continue
             try:
                 with self.env.cr.savepoint():
                     orders |= self._create_orders(partner_groups)
                     self._advance(partner_updates)
-            except Exception:
+            except Exception as error:
                 _logger.exception("Could not generate the payment orders of customer %s; skipped", partner_id)
                 failed.add(partner_id)
+                self.browse(list(partner_updates))._record_generation_error(error)
         return orders, failed
+
+    def _record_generation_error(self, error):
+        """Say on the plans why they were not billed; the user sees it on the plan (and fixes it)."""
+        message = str(error.args[0]) if isinstance(error, UserError | ValidationError) else repr(error)
+        self.env.cr.execute(
+            SQL(
+                "UPDATE service_plan SET generation_error = %s, generation_error_date = (now() AT TIME ZONE 'UTC') "
+                "WHERE id = ANY(%s)",
+                message[:2000],
+                self.ids,
+            )
+        )
+        self.invalidate_recordset(["generation_error", "generation_error_date"])
 
     def _billed_due_dates(self):
         self.env.cr.execute(
@@ -551,7 +576,7 @@ class ServicePlan(models.Model):
                 """
             UPDATE service_plan p
                SET next_due_date = v.next_due, installments_billed = v.billed, billing_done = v.done,
-                   write_date = (now() AT TIME ZONE 'UTC')
+                   generation_error = NULL, generation_error_date = NULL, write_date = (now() AT TIME ZONE 'UTC')
               FROM (VALUES %s) AS v(id, next_due, billed, done)
              WHERE p.id = v.id
                 """,

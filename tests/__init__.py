@@ -13,3 +13,4 @@ from . import test_import
 from . import test_invoice_orders
 from . import test_dashboard
 from . import test_access
+from . import test_integrity

@@ -25,7 +25,7 @@ class TestAgingAndDashboard(PaymentDunningCase):
         self.late_200 = order(60.0, 200)
         self.paid = order(70.0, 45)
         self.paid.action_pay()
-        self.late_5.balance = 12.5
+        self.late_5._set_balance(12.5)
         self.env.flush_all()
 
     def test_aging_buckets_follow_days_past_due(self):

@@ -124,9 +124,9 @@ class TestDunningRules(DunningCase):
     def test_cents_are_still_chased_and_zero_is_not(self):
         self.rule()
         order = self.create_order(100.0, due_date="2026-03-01")
-        order.balance = 0.01
+        order._set_balance(0.01)
         self.assertEqual(self.run_on("2026-03-05"), 1, "spec 4: cents are still a debt")
-        order.balance = 0.0
+        order._set_balance(0.0)
         self.assertEqual(order.state, "paid")
         self.assertEqual(self.run_on("2026-03-06"), 0)
 

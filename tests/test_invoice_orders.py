@@ -80,14 +80,17 @@ class TestInvoiceOrders(AccountTestInvoicingCommon):
 
     def test_imported_order_with_the_invoice_number_is_linked_not_duplicated(self):
         invoice = self.invoice(300.0)
-        order = self.env["payment.order"].create(
-            {
-                "partner_id": invoice.commercial_partner_id.id,
-                "due_date": "2026-12-01",
-                "payment_code": invoice.name,
-                "amount": invoice.amount_total_signed,
-                "origin": "import",
-            }
+        order = self.env["payment.order"]._insert_bulk(
+            [
+                {
+                    "partner_id": invoice.commercial_partner_id.id,
+                    "company_id": invoice.company_id.id,
+                    "due_date": "2026-12-01",
+                    "payment_code": invoice.name,
+                    "lines": [{"name": invoice.name, "amount": invoice.amount_total_signed}],
+                }
+            ],
+            "import",
         )
         invoice.action_create_payment_orders()
         self.assertEqual(invoice.payment_order_ids, order)

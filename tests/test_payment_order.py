@@ -103,10 +103,11 @@ class TestPaymentOrderLifecycle(PaymentDunningCase):
         self.assertEqual(order.state, "cancelled")
         with self.assertRaisesRegex(UserError, "Only pending or overdue orders can be paid"):
             order.action_pay()
-        with self.assertRaisesRegex(UserError, "cancelled, which is final"):
-            order.write({"state": "pending"})
-        with self.assertRaisesRegex(UserError, "cancelled, which is final"):
-            order.write({"state": "overdue"})
+        for state in ("pending", "overdue"):
+            with self.assertRaisesRegex(UserError, "change only through its own actions"):
+                order.write({"state": state})
+            with self.assertRaisesRegex(UserError, "cancelled, which is final"):
+                order._internal_edit().write({"state": state})
         self.assertEqual(order.state, "cancelled")
 
     def test_cannot_create_closed_order(self):
@@ -125,9 +126,9 @@ class TestPaymentOrderLifecycle(PaymentDunningCase):
     @freeze_time("2026-11-22 15:00:00")
     def test_balance_zero_pays_cents_do_not(self):
         order = self.create_order(100.0)
-        order.balance = 0.01
+        order._set_balance(0.01)
         self.assertEqual(order.state, "pending", "a cent is still owed")
-        order.balance = 0.0
+        order._set_balance(0.0)
         self.assertEqual(order.state, "paid")
         self.assertEqual(order.paid_date, fields.Date.to_date("2026-11-22"))
 

@@ -167,7 +167,7 @@ class TestScreens(HttpCase):
         template = self.env["dunning.template"]._get_default()
         template.write({"auto_send": True, "days_from": -3, "days_to": 30, "interval_days": 7})
         order = self.env.ref("payment_dunning.payment_order_demo_overdue")
-        order.balance = order.balance / 2
+        order._set_balance(order.balance / 2)
         order.message_post(body="Tesorería promete pagar el saldo el viernes.", subtype_xmlid="mail.mt_note")
         plan = self.env.ref("payment_dunning.service_plan_demo_lucia_router")
         self.screen_ids = {"order": order.id, "plan": plan.id, "template": template.id}

@@ -1,0 +1,89 @@
+"""What the collection jobs share: open states, each company's "today", batches, commits and
+retries (README, "Scheduled jobs")."""
+
+import threading
+from datetime import datetime
+
+import psycopg2
+import pytz
+
+from odoo.tools import SQL, mute_logger
+
+OPEN_STATES = ("pending", "overdue")
+CLOSED_STATES = ("paid", "cancelled")
+DEFAULT_BATCH_SIZE = 200
+MAX_BATCH_SIZE = 10000
+SERIALIZATION_ATTEMPTS = 10
+
+
+def company_today(company):
+    """Today's date in the timezone of the company (its partner's tz), not the server's.
+
+    A customer in Lima is not overdue at 19:00 local time just because UTC has passed midnight.
+    """
+    tz_name = company.partner_id.tz or "UTC"
+    try:
+        tz = pytz.timezone(tz_name)
+    except pytz.UnknownTimeZoneError:
+        tz = pytz.utc
+    return datetime.now(tz).date()
+
+
+def company_days(companies, shift=None):
+    """{company id: its today (plus ``shift``, a timedelta or relativedelta)}."""
+    return {company.id: company_today(company) + shift if shift else company_today(company) for company in companies}
+
+
+def company_days_values(days):
+    """``days`` ({company id: date}) as the rows of ``(VALUES …) AS c(company_id, today)``."""
+    return SQL(", ").join(SQL("(%s, %s::date)", company_id, day) for company_id, day in days.items())
+
+
+def open_state_sql(alias="o"):
+    """The SQL condition "the order is open", for an order table aliased ``alias``."""
+    return SQL("%s.state IN %s", SQL.identifier(alias), OPEN_STATES)
+
+
+def testing():
+    """Odoo's tests share one transaction that must never be committed or rolled back."""
+    return getattr(threading.current_thread(), "testing", False)
+
+
+def commit(cr):
+    """Make a job's progress durable (not under test)."""
+    if not testing():
+        cr.commit()  # pylint: disable=invalid-commit
+
+
+def rollback(cr):
+    if not testing():
+        cr.rollback()
+
+
+def batch_size(env):
+    """How many records a job handles per committed batch (Settings, "Batch size")."""
+    value = env["ir.config_parameter"].sudo().get_param("payment_dunning.batch_size")
+    try:
+        size = int(value or DEFAULT_BATCH_SIZE)
+    except ValueError:
+        return DEFAULT_BATCH_SIZE
+    return min(max(size, 1), MAX_BATCH_SIZE) if size > 0 else DEFAULT_BATCH_SIZE
+
+
+def retry_serialization(cr, work, retry=True, attempts=SERIALIZATION_ATTEMPTS):
+    """``work()``, run again on a fresh snapshot when another worker's commit conflicts with it.
+
+    Two workers of the same job are expected to meet (README, "Two workers at once"): their
+    conflict is not an error, so ``odoo.sql_db`` is kept quiet about it. Starting over rolls the
+    transaction back, so only a job that committed its progress may ``retry``; under test (one
+    shared transaction) the conflict is raised.
+    """
+    for attempt in range(attempts):
+        try:
+            with mute_logger("odoo.sql_db"):
+                return work()
+        except psycopg2.errors.SerializationFailure:
+            if not retry or testing() or attempt == attempts - 1:
+                raise
+            cr.rollback()
+    return None
