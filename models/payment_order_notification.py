@@ -465,17 +465,20 @@ class PaymentOrderNotification(models.Model):
         message.update(recipient=number, gateway=gateway, rate_limit=gateway.rate_limit, api=run.api(gateway))
         return message
 
+    def _statement_report(self):
+        """The statement report as the send job renders it: of this message's company only."""
+        return (
+            self.env.ref("payment_dunning.action_report_account_statement")
+            .sudo()
+            .with_company(self.company_id)
+            .with_context(allowed_company_ids=self.company_id.ids)
+        )
+
     def _account_statement(self):
         """The customer's account statement; when it cannot be rendered, why (the text goes anyway)."""
         try:
             with self.env.cr.savepoint():
-                # the statement of this message's company only, whoever renders it
-                report = (
-                    self.env.ref("payment_dunning.action_report_account_statement")
-                    .sudo()
-                    .with_company(self.company_id)
-                    .with_context(allowed_company_ids=self.company_id.ids)
-                )
+                report = self._statement_report()
                 content, _format = report._render_qweb_pdf(report, self.partner_id.ids)
         except Exception as error:  # the statement never costs the message
             _logger.warning("Account statement of %s not rendered", self.partner_id.id, exc_info=True)

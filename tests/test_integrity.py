@@ -189,6 +189,16 @@ class TestCommunicationIntegrity(PaymentDunningCase):
             {(self.company, mine), (self.company_2, theirs)},
         )
 
+    def test_statement_of_a_message_lists_its_company_only(self):
+        mine = self.create_order(100.0, concept="Fibra Lima")
+        theirs = self.create_order(100.0, concept="Fibra Madrid", company=self.company_2)
+        template = self.env["dunning.template"].create({"name": "Estado", "body": "Hola", "channel_email": True})
+        line = self.env["payment.order.notification"].sudo()._queue(template, mine)
+        report = line._statement_report()
+        html, _format = report._render_qweb_html(report, self.customer.ids)
+        self.assertIn(mine.concept, html.decode())
+        self.assertNotIn(theirs.concept, html.decode())
+
 
 @tagged("post_install", "-at_install")
 class TestPlansCannotStopTheWorld(PaymentDunningCase):
