@@ -412,8 +412,9 @@ class PaymentOrder(models.Model):
     def _insert_rows(self, model, rows, returning=True):
         """INSERT ``rows`` (dicts of stored values) into ``model``'s table in one statement, with the
         defaults of the stored fields they leave out, as ``create()`` would; return the new ids."""
-        # a client's default_* keys never reach rows that the addon writes for itself
-        model = model.with_context(
+        # a client's default_* keys never reach rows that the addon writes for itself: the context
+        # is replaced, not extended
+        model = model.with_context(  # pylint: disable=context-overridden
             {key: value for key, value in self.env.context.items() if not key.startswith("default_")}
         )
         columns = {name: field for name, field in model._fields.items() if field.store and field.column_type}
