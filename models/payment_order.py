@@ -42,7 +42,7 @@ class PaymentOrder(models.Model):
     _check_company_auto = True
 
     # Once created, an order only moves through its states: what it charges never changes
-    # (spec 1: "cancel the order and create a new one").
+    # (README, "Payment orders": cancel the order and create a new one).
     _IMMUTABLE_FIELDS = (
         "partner_id",
         "company_id",
@@ -469,7 +469,7 @@ class PaymentOrder(models.Model):
 
     @api.model
     def _convert_single_amount(self, vals):
-        """Accept ``amount`` on create for the common one-line order (the "Amount" field of spec 1)."""
+        """Accept ``amount`` on create for the common one-line order (README, "Payment orders": a single-amount order is one line)."""
         if "amount" not in vals:
             return
         amount = vals.pop("amount")
@@ -663,7 +663,7 @@ class PaymentOrder(models.Model):
             orders._internal_edit().write({"state": "paid", "paid_date": company_today(company), "balance": 0.0})
 
     def action_cancel(self):
-        """Cancel for good: a cancelled order never comes back (spec 1)."""
+        """Cancel for good: a cancelled order never comes back (README, "Payment orders")."""
         for order in self:
             if order.state not in OPEN_STATES:
                 raise UserError(
@@ -965,7 +965,7 @@ class PaymentOrder(models.Model):
 
     @api.model
     def get_state_totals(self, domain=None):
-        """Totals per state and currency for the panel above the orders list (spec 1)."""
+        """Totals per state and currency for the panel above the orders list (README, "Payment orders")."""
         groups = self._read_group(list(domain or []), ["state", "currency_id"], ["amount_total:sum", "__count"])
         selection = dict(self._fields["state"]._description_selection(self.env))
         totals = {

@@ -52,7 +52,7 @@ def installment_limit(plan):
 
 
 def in_window(plan, due_date):
-    """Start and end dates win over the payment mode (spec 2): nothing is billed outside them."""
+    """Start and end dates win over the payment mode (README, "Service plans"): nothing is billed outside them."""
     return (not plan["start_date"] or due_date >= plan["start_date"]) and (
         not plan["end_date"] or due_date <= plan["end_date"]
     )
@@ -88,7 +88,7 @@ def plan_billing(plan, horizon):
 
 
 class ServicePlan(models.Model):
-    """What a customer is billed for every period (spec 2): the source of generated orders."""
+    """What a customer is billed for every period (README, "Service plans"): the source of generated orders."""
 
     _name = "service.plan"
     _description = "Service Plan"
@@ -274,7 +274,7 @@ class ServicePlan(models.Model):
             plan.window_warning = plan._window_shortfall_message()
 
     def _window_shortfall_message(self):
-        """Say so when the end date comes before every installment is billed (spec 2's warning)."""
+        """Say so when the end date comes before every installment is billed (README, "Service plans")."""
         limit = installment_limit(self)
         if not (limit and self.end_date and self.next_due_date):
             return False

@@ -125,7 +125,7 @@ class TestDunningRules(DunningCase):
         self.rule()
         order = self.create_order(100.0, due_date="2026-03-01")
         order._set_balance(0.01)
-        self.assertEqual(self.run_on("2026-03-05"), 1, "spec 4: cents are still a debt")
+        self.assertEqual(self.run_on("2026-03-05"), 1, "cents are still a debt")
         order._set_balance(0.0)
         self.assertEqual(order.state, "paid")
         self.assertEqual(self.run_on("2026-03-06"), 0)

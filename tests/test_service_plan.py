@@ -151,7 +151,7 @@ class TestPlanWindow(ServicePlanCase):
         self.generate_monthly("2026-01-07", "2026-02-07", "2026-03-07", "2026-04-07")
         self.assertEqual(self.billed_dates(plan), [date(2026, 1, 10), date(2026, 2, 10)])
         self.assertTrue(plan.billing_done)
-        self.assertEqual(plan.state, "active", "recurring stays active (spec 2)")
+        self.assertEqual(plan.state, "active", "recurring stays active")
 
     def test_start_and_end_dates(self):
         plan = self.plan(start_date="2026-02-01", end_date="2026-03-31")

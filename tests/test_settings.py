@@ -12,7 +12,7 @@ class TestCollectionsSettings(PaymentDunningCase):
         )
 
     def test_automatic_tasks_switch_the_jobs(self):
-        self.assertEqual(set(self.crons().mapped("active")), {False}, "off until the user turns them on (spec 1)")
+        self.assertEqual(set(self.crons().mapped("active")), {False}, "off until the user turns them on")
         self.assertFalse(self.env["payment.order"].get_panel_data([])["automatic_tasks"])
         settings = Form(self.env["res.config.settings"])
         self.assertEqual(settings.dunning_days_before_due, 3)

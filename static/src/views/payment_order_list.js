@@ -12,7 +12,7 @@ const STATE_COLORS = {
 };
 
 /**
- * Totals per state (spec 1, "Panel de Estadísticas") of the orders matching the current search.
+ * Totals per state (README, "Payment orders") of the orders matching the current search.
  * Clicking a total shows only the orders of that state.
  */
 export class PaymentOrderTotals extends Component {

@@ -8,7 +8,7 @@ registry.category("web_tour.tours").add("payment_dunning_order_tour", {
     url: "/odoo/action-payment_dunning.action_payment_order",
     steps: () => [
         {
-            content: "While the automatic tasks are off, the list says so (spec 1)",
+            content: "While the automatic tasks are off, the list says so",
             trigger: ".o_payment_dunning_cron_banner:contains(Automatic tasks)",
         },
         {
