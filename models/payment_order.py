@@ -469,7 +469,7 @@ class PaymentOrder(models.Model):
 
     @api.model
     def _convert_single_amount(self, vals):
-        """Accept ``amount`` on create for the common one-line order (README, "Payment orders": a single-amount order is one line)."""
+        """Accept ``amount`` on create for the common one-line order (README, "Payment orders")."""
         if "amount" not in vals:
             return
         amount = vals.pop("amount")
