@@ -11,6 +11,7 @@
     "data": [
         "security/payment_dunning_security.xml",
         "security/ir.model.access.csv",
+        "security/payment_dunning_settings_access.xml",
         "views/payment_order_views.xml",
         "views/res_partner_views.xml",
         "views/dunning_template_views.xml",
@@ -18,6 +19,7 @@
         "views/payment_order_notification_views.xml",
         "views/res_config_settings_views.xml",
         "wizards/service_plan_generate_views.xml",
+        "wizards/payment_dunning_settings_views.xml",
         "views/service_plan_views.xml",
         "views/payment_dunning_import_views.xml",
         "views/account_move_views.xml",

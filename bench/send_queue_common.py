@@ -46,8 +46,13 @@ class SmtpSink:
         self.controller.stop()
 
 
+# the local gateway and SMTP server, allowed by the outbound policy as an administrator would
+OUTBOUND_ALLOWLIST = "127.0.0.1"
+
+
 def configure(env, gateway_url, smtp_port, timeout=15):
     """A gateway and a mail server of the bench, chosen in Settings; the rate limit off."""
+    env["ir.config_parameter"].set_param("payment_dunning.outbound_allowlist", OUTBOUND_ALLOWLIST)
     connector = env["qrapi.connector"].create(
         {"name": TAG, "url": gateway_url, "api_key": "bench-key", "rate_limit": 0, "retries": 2, "timeout": timeout}
     )

@@ -1,14 +1,20 @@
 import re
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, ValidationError
 from odoo.tools import SQL
 
 from ..tools import MAX_TIMEOUT, TRANSPORTS
+from ..tools.http_deadline import Allowlist, ip_literal, is_hostname, is_public
 from ..tools.whatsapp_api import GatewaySettings
 
-LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+# hosts and networks (CIDR) that gateways may be reached at although they are not public; set by
+# administrators in Settings (see http_deadline for the policy)
+ALLOWLIST_PARAM = "payment_dunning.outbound_allowlist"
+# an HTTP header name (RFC 9110 token)
+HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 # Request shapes of the WhatsApp gateways we know. QRAPI's API is not public: its default is the
 # shape of Whaticket-style per-connection gateways.
@@ -59,7 +65,8 @@ class QrapiConnector(models.Model):
     url = fields.Char(
         string="Client URL",
         required=True,
-        help="Your gateway's address, e.g. https://cliente1.qrapi.com (without a trailing slash).",
+        help="Your gateway's address, e.g. https://cliente1.qrapi.com (without a trailing slash). A gateway on "
+        "your own network must be in the outbound allowlist of Settings.",
     )
     api_key = fields.Char(
         string="API Key",
@@ -144,21 +151,73 @@ class QrapiConnector(models.Model):
                 vals.setdefault(key, value)
         if vals.get("url"):
             vals["url"] = vals["url"].strip().rstrip("/")
+        if vals.get("api_key"):
+            vals["api_key"] = vals["api_key"].strip()
+
+    @api.model
+    def _outbound_allowlist(self):
+        """The allowlist of the outbound policy (its invalid entries, set by hand, allow nothing)."""
+        return Allowlist.parse(self.env["ir.config_parameter"].sudo().get_param(ALLOWLIST_PARAM, ""), strict=False)
 
     @api.constrains("url")
     def _check_url(self):
+        """What the URL alone tells: a web address, https or an allowed host, no user name or password.
+
+        Where a host name leads is checked when a request goes out (``http_deadline``).
+        """
+        allowlist = self._outbound_allowlist()
         for connector in self:
-            match = re.match(r"^(https?)://([^/:]+|\[::1\])(:\d+)?(/.*)?$", connector.url or "")
-            if not match:
+            url = connector.url or ""
+            try:
+                parts = urlsplit(url)
+                valid_port = parts.port != 0  # parts.port raises ValueError when out of range
+            except ValueError:
+                parts, valid_port = None, False
+            host = parts and parts.hostname
+            if (
+                not valid_port
+                or parts.scheme not in ("http", "https")
+                or not host
+                or parts.query
+                or parts.fragment
+                or re.search(r"[\s\x00-\x1f\x7f]", url)
+                or not (is_hostname(host) or ip_literal(host))
+            ):
+                raise ValidationError(
+                    self.env._("The client URL %s is not a web address such as https://cliente1.qrapi.com.", url)
+                )
+            if "@" in parts.netloc:
+                raise ValidationError(
+                    self.env._("The client URL cannot carry a user name or password: the API key has its own field.")
+                )
+            if parts.scheme == "http" and not allowlist.allows_host(host):
                 raise ValidationError(
                     self.env._(
-                        "The client URL %s is not a web address such as https://cliente1.qrapi.com.",
-                        connector.url,
+                        "The client URL must use https (the API key travels with every message); plain http is "
+                        "only for hosts in the outbound allowlist (Settings > Collections)."
                     )
                 )
-            if match.group(1) == "http" and match.group(2) not in LOCAL_HOSTS:
+            address = ip_literal(host)
+            if address is not None and not is_public(address) and not allowlist.allows_address(address):
                 raise ValidationError(
-                    self.env._("The client URL must use https (the API key travels with every message).")
+                    self.env._(
+                        "The client URL points to %s, which is not a public address: an administrator must add it "
+                        "to the outbound allowlist (Settings > Collections) first.",
+                        address,
+                    )
+                )
+
+    @api.constrains("auth_header", "auth_prefix", "api_key")
+    def _check_auth_header(self):
+        for connector in self.sudo():
+            if not HEADER_NAME.match(connector.auth_header or "") or re.search(
+                r"[\x00-\x1f\x7f]", (connector.auth_prefix or "") + (connector.api_key or "")
+            ):
+                raise ValidationError(
+                    self.env._(
+                        "The authentication header must be a header name such as Authorization, and the API key "
+                        "and its prefix cannot contain line breaks."
+                    )
                 )
 
     @api.constrains("timeout", "retries", "rate_limit")
@@ -184,6 +243,7 @@ class QrapiConnector(models.Model):
             url=connector.url,
             api_key=connector.api_key or "",
             timeout=connector.timeout,
+            allowlist=self._outbound_allowlist(),
             **{name: connector[name] or "" for name in SHAPE_FIELDS},
         )
         return TRANSPORTS[connector.preset](self.env, settings)

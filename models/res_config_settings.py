@@ -3,7 +3,10 @@ from datetime import datetime, time, timedelta
 import pytz
 
 from odoo import api, fields, models
-from odoo.exceptions import ValidationError
+from odoo.exceptions import AccessError, ValidationError
+
+from ..tools.http_deadline import Allowlist, AllowlistError
+from .qrapi_connector import ALLOWLIST_PARAM
 
 GENERATION_CRON = "payment_dunning.cron_service_plan_generate_orders"
 INVOICE_CRON = "payment_dunning.cron_payment_order_from_invoices"
@@ -13,36 +16,57 @@ AUTOMATIC_CRONS = (
     "payment_dunning.cron_dunning_run",
     "payment_dunning.cron_payment_order_send_queue",
 )
+MANAGER_GROUP = "payment_dunning.group_payment_dunning_manager"
+
+# The module's own settings, which Collections Managers may change: field -> ir.config_parameter key.
+# The field's default is the parameter's default. Administrators edit them in Settings
+# (res.config.settings), managers in Collections > Configuration > Collections Settings
+# (payment.dunning.settings); both read and store them here. The security-sensitive settings (the
+# outbound allowlist, the mail server) are not among them: they stay in Settings, for administrators.
+DUNNING_PARAMS = {
+    "dunning_automatic_tasks": "payment_dunning.automatic_tasks",
+    "dunning_days_before_due": "payment_dunning.days_before_due",
+    "dunning_generation_hour": "payment_dunning.generation_hour",
+    "dunning_notifications": "payment_dunning.notifications_enabled",
+    "dunning_invoice_orders": "payment_dunning.invoice_orders",
+    "dunning_connector_id": "payment_dunning.connector_id",
+    "dunning_batch_size": "payment_dunning.batch_size",
+}
 
 
-class ResConfigSettings(models.TransientModel):
-    _inherit = "res.config.settings"
+class PaymentDunningSettingsMixin(models.AbstractModel):
+    """The Collections settings a manager may change, shared by Settings and the managers' wizard.
+
+    A model using it calls ``_dunning_get_params`` to load the values and ``_dunning_set_params`` to
+    store them (after checking who may).
+    """
+
+    _name = "payment.dunning.settings.mixin"
+    _description = "Collections Settings (shared)"
+
+    # as res.config.settings's own (whose definition wins there)
+    company_id = fields.Many2one("res.company", string="Company", required=True, default=lambda self: self.env.company)
 
     dunning_automatic_tasks = fields.Boolean(
         string="Automatic Tasks",
-        config_parameter="payment_dunning.automatic_tasks",
         help="Runs the scheduled jobs of Collections: overdue marking and the sending of queued reminders.",
     )
     dunning_days_before_due = fields.Integer(
         string="Days Before Due Date",
-        config_parameter="payment_dunning.days_before_due",
         default=3,
         help="How many days before the due date the orders of service plans are generated.",
     )
     dunning_generation_hour = fields.Float(
         string="Generation Hour",
-        config_parameter="payment_dunning.generation_hour",
         default=9.0,
         help="Hour of the day (company time) at which orders are generated.",
     )
     dunning_notifications = fields.Boolean(
         string="Automatic Notifications",
-        config_parameter="payment_dunning.notifications_enabled",
         help="Generated orders and dunning rules send reminders automatically.",
     )
     dunning_invoice_orders = fields.Boolean(
         string="Payment Orders from Invoices",
-        config_parameter="payment_dunning.invoice_orders",
         help="Every day, a payment order for each posted, unpaid customer invoice that has none. "
         "The order's balance follows the invoice's payments.",
     )
@@ -56,18 +80,10 @@ class ResConfigSettings(models.TransientModel):
     dunning_connector_id = fields.Many2one(
         "qrapi.connector",
         string="WhatsApp Gateway",
-        config_parameter="payment_dunning.connector_id",
         help="Empty: the first active gateway of the company.",
-    )
-    dunning_mail_server_id = fields.Many2one(
-        "ir.mail_server",
-        string="Collections Mail Server",
-        config_parameter="payment_dunning.mail_server_id",
-        help="Outgoing mail server of the reminders; empty uses Odoo's default.",
     )
     dunning_batch_size = fields.Integer(
         string="Batch Size",
-        config_parameter="payment_dunning.batch_size",
         default=200,
         help="Records handled per committed batch by the scheduled jobs.",
     )
@@ -92,27 +108,74 @@ class ResConfigSettings(models.TransientModel):
             if settings.dunning_days_before_due < 0:
                 raise ValidationError(self.env._("The days before the due date cannot be negative."))
 
-    def set_values(self):
+    # ------------------------------------------------------------------ parameters
+
+    def _dunning_get_params(self):
+        """The stored settings ({field: value}), the field's default for those never stored."""
         params = self.env["ir.config_parameter"].sudo()
-        old_hour = float(params.get_param("payment_dunning.generation_hour", 9.0) or 0.0)
+        values = {}
+        for name, key in DUNNING_PARAMS.items():
+            field = self._fields[name]
+            default = field.default(self) if field.default else False
+            raw = params.get_param(key)
+            value = default
+            if raw not in (None, False, ""):
+                try:
+                    if field.type == "boolean":
+                        value = bool(raw)
+                    elif field.type == "integer":
+                        value = int(raw)
+                    elif field.type == "float":
+                        value = float(raw)
+                    elif field.type == "many2one":
+                        # a deleted record does not block the screen
+                        value = self.env[field.comodel_name].browse(int(raw)).exists().id
+                except (TypeError, ValueError):
+                    value = default
+            values[name] = value
+        return values
+
+    def _dunning_param_text(self, name):
+        """What ``ir.config_parameter`` stores for a field; None removes the parameter.
+
+        Unlike Odoo's settings, a zero is stored: 0 days before the due date or a generation at
+        00:00 are settings, not "back to the default".
+        """
+        field, value = self._fields[name], self[name]
+        if field.type == "boolean":
+            return "True" if value else None
+        if field.type in ("integer", "float"):
+            return repr(value)
+        if field.type == "many2one":
+            return str(value.id) if value else None
+        return value or None
+
+    def _dunning_set_params(self):
+        """Store the settings as superuser (the caller checked who may) and switch the jobs to match."""
+        self.ensure_one()
+        params = self.env["ir.config_parameter"].sudo()
         was_on = bool(params.get_param("payment_dunning.automatic_tasks"))
-        result = super().set_values()
+        old_hour = self._dunning_get_params()["dunning_generation_hour"]
+        for name, key in DUNNING_PARAMS.items():
+            text = self._dunning_param_text(name)
+            if (params.get_param(key) or None) != text:
+                params.set_param(key, text if text is not None else False)
+        # the jobs are switched as superuser too: managers cannot read ir.cron
         for xmlid in AUTOMATIC_CRONS:
-            cron = self.env.ref(xmlid, raise_if_not_found=False)
+            cron = self.sudo().env.ref(xmlid, raise_if_not_found=False)
             if cron and cron.active != self.dunning_automatic_tasks:
-                cron.sudo().active = self.dunning_automatic_tasks
-        invoice_cron = self.env.ref(INVOICE_CRON, raise_if_not_found=False)
+                cron.active = self.dunning_automatic_tasks
+        invoice_cron = self.sudo().env.ref(INVOICE_CRON, raise_if_not_found=False)
         if invoice_cron:
-            invoice_cron.sudo().active = self.dunning_automatic_tasks and self.dunning_invoice_orders
+            invoice_cron.active = self.dunning_automatic_tasks and self.dunning_invoice_orders
         if self.dunning_automatic_tasks and (not was_on or old_hour != self.dunning_generation_hour):
             self._reschedule_generation()
-        return result
 
     def _reschedule_generation(self):
         """Next run of the generation job at the configured hour of the company's day."""
-        cron = self.env.ref(GENERATION_CRON, raise_if_not_found=False)
+        cron = self.sudo().env.ref(GENERATION_CRON, raise_if_not_found=False)
         if cron:
-            cron.sudo().nextcall = self._next_generation_time(fields.Datetime.now())
+            cron.nextcall = self._next_generation_time(fields.Datetime.now())
 
     def _next_generation_time(self, now):
         """The first moment after ``now`` (naive UTC) at the generation hour in the company's timezone."""
@@ -125,3 +188,70 @@ class ResConfigSettings(models.TransientModel):
             if local_run > local_now:
                 return local_run.astimezone(pytz.utc).replace(tzinfo=None)
             run_date += timedelta(days=1)
+
+    def _check_dunning_manager(self):
+        if not (self.env.su or self.env.user.has_group(MANAGER_GROUP)):
+            raise AccessError(self.env._("Only Collections managers can change the Collections settings."))
+
+
+# Settings, with the shared fields of the mixin (a list _inherit, which pylint-odoo mistakes for a wizard)
+class ResConfigSettings(models.TransientModel):  # pylint: disable=no-wizard-in-models
+    _name = "res.config.settings"
+    _inherit = ["res.config.settings", "payment.dunning.settings.mixin"]
+
+    dunning_mail_server_id = fields.Many2one(
+        "ir.mail_server",
+        string="Collections Mail Server",
+        config_parameter="payment_dunning.mail_server_id",
+        help="Outgoing mail server of the reminders; empty uses Odoo's default.",
+    )
+    dunning_outbound_allowlist = fields.Char(
+        string="Outbound Allowlist",
+        config_parameter=ALLOWLIST_PARAM,
+        groups="base.group_system",
+        help="Hosts and networks that WhatsApp gateways may be reached at although they are not on the public "
+        "internet (a gateway on your own network): host names, IP addresses or networks such as "
+        "192.168.1.0/24, separated by commas. Plain http is allowed only to the hosts listed here.",
+    )
+
+    def get_values(self):
+        values = super().get_values()
+        values.update(self._dunning_get_params())
+        return values
+
+    def set_values(self):
+        result = super().set_values()
+        self._dunning_set_params()
+        return result
+
+    @api.constrains("dunning_outbound_allowlist")
+    def _check_outbound_allowlist(self):
+        for settings in self:
+            parse_outbound_allowlist(self.env, settings.dunning_outbound_allowlist)
+
+
+def parse_outbound_allowlist(env, text):
+    """The ``Allowlist`` written in ``text``; a ``ValidationError`` naming the first invalid entry."""
+    try:
+        return Allowlist.parse(text or "")
+    except AllowlistError as error:
+        if error.problem == "host_bits":
+            message = env._(
+                "The outbound allowlist entry %(entry)s is an address, not a network: write the network as "
+                "%(network)s.",
+                entry=error.entry,
+                network=error.suggestion,
+            )
+        elif error.problem == "too_wide":
+            message = env._(
+                "The outbound allowlist entry %s is too wide a network: networks wider than /8 (IPv4) or /7 "
+                "(IPv6) would let requests go anywhere.",
+                error.entry,
+            )
+        else:
+            message = env._(
+                "The outbound allowlist entry %s is not a host name, an IP address or a network such as "
+                "192.168.1.0/24 (write it without scheme, port or path).",
+                error.entry,
+            )
+        raise ValidationError(message) from error

@@ -5,6 +5,7 @@ from . import test_i18n
 from . import test_ui
 from . import test_dunning_template
 from . import test_qrapi_connector
+from . import test_outbound
 from . import test_notification
 from . import test_settings
 from . import test_service_plan

@@ -17,6 +17,7 @@ class PaymentDunningCase(TransactionCase):
     def setUpClass(cls):
         super().setUpClass()
         cls.env = cls.env(context=dict(cls.env.context, tracking_disable=True))
+        allow_local_gateways(cls.env)
         cls.country_pe = cls.env.ref("base.pe")
         cls.company = cls.env["res.company"].create(
             {
@@ -142,16 +143,26 @@ def start_smtp_sink(test_class):
     return sink, server
 
 
+LOCAL_ALLOWLIST = "127.0.0.1"
+
+
+def allow_local_gateways(env):
+    """Let gateways on 127.0.0.1 (the FakeGateway) through the outbound policy, as an administrator would."""
+    env["ir.config_parameter"].sudo().set_param("payment_dunning.outbound_allowlist", LOCAL_ALLOWLIST)
+
+
 class LocalGatewayMixin:
     """Runs a FakeGateway for the test class; its requests keep their own timeout.
 
     Odoo's tests stretch every HTTP timeout below 10 s to 10 s, which would hide the gateway's.
+    The outbound allowlist lets requests reach it.
     """
 
     @classmethod
     def start_gateway(cls):
         cls.gateway = FakeGateway()
         cls.addClassCleanup(cls.gateway.close)
+        allow_local_gateways(cls.env)
 
     @classmethod
     def _request_handler(cls, session, request, /, **kwargs):

@@ -6,6 +6,7 @@ from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tests import tagged
 
 from .common import LocalGatewayMixin, PaymentDunningCase
+from .fake_gateway import FakeGateway
 
 SECRET = "sk-live-7f3a9c"
 
@@ -21,6 +22,7 @@ class TestQrapiConnector(LocalGatewayMixin, PaymentDunningCase):
         super().setUp()
         self.gateway.requests.clear()
         self.gateway.script.clear()
+        self.gateway.api_key = None
 
     def connector(self, **values):
         return (
@@ -133,11 +135,23 @@ class TestQrapiConnector(LocalGatewayMixin, PaymentDunningCase):
         self.assertTrue(caught.exception.retriable)
 
     def test_redirect_is_not_followed(self):
+        """A redirect is an error: neither the message nor the key goes where it points, allowed or not."""
+        elsewhere = FakeGateway(host="127.0.0.2")
+        self.addCleanup(elsewhere.close)
         connector = self.connector()
-        self.gateway.script.append((302, {"Location": "http://169.254.169.254/"}))
+        for allowlist in ("127.0.0.1", "127.0.0.0/8"):  # the other host refused, then allowed
+            self.env["ir.config_parameter"].set_param("payment_dunning.outbound_allowlist", allowlist)
+            for status in (301, 302, 307, 308):
+                self.gateway.script.append((status, {}, {"Location": elsewhere.url + "/api/messages/send"}))
+                with self.assertRaisesRegex(UserError, f"HTTP {status}, a redirect, which is never followed") as caught:
+                    connector.send_text("+51995955955", "Hola")
+                self.assertEqual(caught.exception.failure_type, "gateway_error")
+                self.assertFalse(caught.exception.retriable)
+        self.gateway.script.append((302, {}, {"Location": "http://169.254.169.254/latest/meta-data/"}))
         with self.assertRaisesRegex(UserError, "HTTP 302"):
-            connector.send_text("+51995955955", "Hola")
-        self.assertEqual(len(self.gateway.requests), 1)
+            connector.action_test_connection()
+        self.assertEqual(len(self.gateway.requests), 9)
+        self.assertEqual((elsewhere.connections, elsewhere.requests), (0, []), "nothing reached the other host")
 
     def test_connection_is_kept_alive(self):
         connector = self.connector()
@@ -167,11 +181,42 @@ class TestQrapiConnector(LocalGatewayMixin, PaymentDunningCase):
             connector.url = "cliente1 qrapi"
 
     def test_test_connection(self):
+        """QRAPI has no status path: an empty message (no recipient, nothing sent) checks the key for real."""
+        self.gateway.api_key = SECRET  # answers 401 to a wrong key, 400 to a message without recipient
         connector = self.connector()
         result = connector.action_test_connection()
         self.assertEqual(result["params"]["type"], "success")
-        self.assertEqual(self.gateway.requests[0]["method"], "GET")
+        request = self.gateway.requests[0]
+        self.assertEqual((request["method"], request["path"]), ("POST", "/api/messages/send"))
+        self.assertEqual(request["headers"]["Authorization"], f"Bearer {SECRET}")
+        self.assertEqual(self.gateway.json(), {}, "no recipient, no text: nothing can be sent")
+        wrong = self.connector(api_key="sk-wrong")
+        with self.assertRaisesRegex(UserError, "API key rejected") as caught:
+            wrong.action_test_connection()
+        self.assertEqual(caught.exception.failure_type, "key_rejected")
+        self.gateway.api_key = None
         self.gateway.script.append((403, {}))
+        with self.assertRaisesRegex(UserError, "API key rejected"):
+            connector.action_test_connection()
+
+    def test_test_connection_405_is_no_success(self):
+        """A send path that does not take POST is a wrong URL or path, not a gateway that read the key."""
+        connector = self.connector()
+        for status in (405, 404, 500, 302):
+            self.gateway.script.append((status, {"error": "Method Not Allowed"}))
+            with self.assertRaisesRegex(UserError, f"HTTP {status}|answered {status}"):
+                connector.action_test_connection()
+
+    def test_test_connection_reads_a_status_path(self):
+        """A status path of its own (Custom preset) is read with GET, and 2xx only is a success."""
+        connector = self.connector(preset="custom", status_path="/api/status")
+        self.assertEqual(connector.action_test_connection()["params"]["type"], "success")
+        self.assertEqual((self.gateway.requests[0]["method"], self.gateway.requests[0]["path"]), ("GET", "/api/status"))
+        self.gateway.script.append((405, {}))
+        with self.assertRaisesRegex(UserError, "HTTP 405"):
+            connector.action_test_connection()
+        self.gateway.api_key = SECRET
+        connector.sudo().api_key = "sk-wrong"
         with self.assertRaisesRegex(UserError, "API key rejected"):
             connector.action_test_connection()
 
@@ -187,9 +232,28 @@ class TestQrapiConnector(LocalGatewayMixin, PaymentDunningCase):
 
     def test_echoed_key_is_redacted_before_the_answer_is_cut(self):
         connector = self.connector()
-        # the key straddles the 300th character of the answer: no half of it may survive
-        self.gateway.script.append((500, {"echo": "x" * 285 + SECRET}))
+        # the key straddles the 120th character of the answer: no half of it may survive
+        self.gateway.script.append((500, {"echo": "x" * 105 + SECRET}))
         with self.assertRaises(UserError) as caught:
             connector.send_text("+51995955955", "Hola")
         self.assertNotIn(SECRET[:5], str(caught.exception))
         self.assertNotIn(SECRET, json.dumps(connector.read(["name", "url"])))
+
+    def test_answer_is_a_short_redacted_excerpt(self):
+        """A gateway's answer shows as at most 120 characters on one line, its key redacted however escaped."""
+        key = 'sk-live"7f/3a 9c'
+        connector = self.connector(api_key=key)
+        body = {"error": "boom\r\nInjected: header", "echo": key, "pad": "y" * 5000}
+        for status, action in ((500, "send"), (401, "send"), (500, "test")):
+            self.gateway.script.append((status, body))
+            with self.assertRaises(UserError) as caught:
+                if action == "send":
+                    connector.send_text("+51995955955", "Hola")
+                else:
+                    connector.action_test_connection()
+            message = str(caught.exception.args[0])
+            self.assertNotIn("7f", message)
+            self.assertIn("***", message)
+            self.assertNotIn("\n", message)
+            self.assertLess(message.count("y"), 120, "no more than an excerpt of the answer")
+            self.assertLess(len(message), 400)

@@ -5,7 +5,9 @@ text / this document to this number" into the gateway's HTTP request and its ans
 id or a typed ``DeliveryError``. Adding a gateway is adding a class to ``TRANSPORTS``.
 
 One call is one attempt: retries belong to the send queue, which spaces them out instead of
-sleeping while a worker waits. Every request has a total deadline (``http_deadline``).
+sleeping while a worker waits. Every request has a total deadline and goes only where the outbound
+policy lets it (``http_deadline``); redirects are never followed. What a gateway answers is shown
+only as a short excerpt with the key redacted (before the excerpt is cut).
 """
 
 import base64
@@ -13,6 +15,7 @@ import http.client
 import json
 import mimetypes
 import re
+import urllib.parse
 from dataclasses import dataclass
 
 from urllib3.filepost import encode_multipart_formdata
@@ -23,7 +26,11 @@ from .delivery_error import DeliveryError
 MAX_TIMEOUT = 120
 RETRIABLE_STATUSES = {408, 425, 429, 500, 502, 503, 504}
 REPLY_ID_KEYS = ("id", "messageId", "message_id", "msgId")
-DETAIL_CHARS = 300
+# the most of a gateway's answer shown in an error, a log or Test connection (the key redacted first)
+DETAIL_CHARS = 120
+REPLY_ID_CHARS = 255
+# answers of a gateway that read the key and refused the empty probe of Test connection
+PROBE_ACCEPTED_STATUSES = {400, 422}
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,7 @@ class GatewaySettings:
     text_field: str = "body"
     number_suffix: str = ""
     session_field: str = ""
+    allowlist: http_deadline.Allowlist = http_deadline.NO_ALLOWLIST
 
 
 class WhatsAppApi:
@@ -75,10 +83,20 @@ class WhatsAppApi:
         return self._reply_id(self._request("POST", self.settings.text_path, body, content_type))
 
     def check_status(self):
-        """Ask the gateway with the key whether it is up; raise ``DeliveryError`` when not."""
-        status, content = self._call("GET", self.settings.status_path, None, None)
-        # the send path of Whaticket-style gateways only takes POST: 405 means "reached, key read"
-        if status != 405:
+        """Ask the gateway with the key whether it is up; raise ``DeliveryError`` when not.
+
+        A status path of its own is read with GET. Whaticket-style gateways have none (the status
+        path is the send path): the send path gets an empty message, without recipient or text,
+        which sends nothing. The key is checked before the message, so 401/403 means "key
+        rejected" and 400/422 "key accepted, empty message refused". 405, 404, a redirect or 5xx
+        are failures, never a success.
+        """
+        path = self.settings.status_path or self.settings.text_path
+        if path != self.settings.text_path:
+            self._request("GET", path, None, None)
+            return
+        status, content = self._call("POST", path, b"{}", "application/json")
+        if status not in PROBE_ACCEPTED_STATUSES:
             self._raise_for_status(status, content)
 
     # ---------------------------------------------------------------- request building
@@ -121,8 +139,15 @@ class WhatsAppApi:
         timeout = min(self.settings.timeout, MAX_TIMEOUT)
         try:
             return http_deadline.request(
-                method, self.settings.url + self._path(path), body, self._headers(content_type), timeout
+                method,
+                self.settings.url + self._path(path),
+                body,
+                self._headers(content_type),
+                timeout,
+                allowlist=self.settings.allowlist,
             )
+        except http_deadline.OutboundRefused as error:
+            raise self._refused(error) from error
         except TimeoutError as error:
             raise DeliveryError(
                 self.env._("The WhatsApp gateway did not answer within %s seconds.", self.settings.timeout),
@@ -131,17 +156,51 @@ class WhatsAppApi:
             ) from error
         except (OSError, http.client.HTTPException, ValueError) as error:
             raise DeliveryError(
-                self.env._("The WhatsApp gateway cannot be reached: %s", self._redact(str(error) or repr(error))),
+                self.env._("The WhatsApp gateway cannot be reached: %s", self._excerpt(str(error) or repr(error))),
                 "gateway_unreachable",
                 retriable=True,
             ) from error
+
+    def _refused(self, error):
+        """The ``DeliveryError`` of a request the outbound policy refused (final: nothing was sent)."""
+        if error.reason == "address":
+            message = self.env._(
+                "The WhatsApp gateway %(host)s resolves to %(address)s, which is not a public address: nothing "
+                "is sent there unless an administrator adds the host or its network to the outbound allowlist "
+                "(Settings > Collections).",
+                host=error.host,
+                address=error.address,
+            )
+        elif error.reason == "plain_http":
+            message = self.env._(
+                "The client URL must use https (the API key travels with every message); plain http is only "
+                "for hosts in the outbound allowlist (Settings > Collections)."
+            )
+        elif error.reason == "userinfo":
+            message = self.env._("The client URL cannot carry a user name or password: the API key has its own field.")
+        else:
+            message = self.env._(
+                "The client URL %s is not a web address such as https://cliente1.qrapi.com.", self.settings.url
+            )
+        return DeliveryError(message, "gateway_error")
 
     # ---------------------------------------------------------------- answers
 
     def _raise_for_status(self, status, content):
         if 200 <= status < 300:
             return
-        detail = self._redact(content.decode(errors="replace"))[:DETAIL_CHARS]
+        detail = self._excerpt(content)
+        if 300 <= status < 400:
+            raise DeliveryError(
+                self.env._(
+                    "The WhatsApp gateway answered HTTP %(status)s, a redirect, which is never followed: check "
+                    "the client URL (%(url)s). %(detail)s",
+                    status=status,
+                    url=self.settings.url,
+                    detail=detail,
+                ),
+                "gateway_error",
+            )
         if status in (401, 403):
             raise DeliveryError(
                 self.env._(
@@ -167,12 +226,41 @@ class WhatsAppApi:
         )
 
     def _redact(self, text):
-        """The key never appears in an error, even when the gateway echoes it (redacted before cutting)."""
+        """The key never appears in an error, even when the gateway echoes it (redacted before cutting).
+
+        Also the key as JSON, a URL or Python would escape it.
+        """
         key = self.settings.api_key
-        return text.replace(key, "***") if key else text
+        if not key:
+            return text
+        variants = {
+            key,
+            json.dumps(key)[1:-1],
+            urllib.parse.quote(key, safe=""),
+            urllib.parse.quote_plus(key),
+            repr(key)[1:-1],
+        }
+        for variant in sorted(variants, key=len, reverse=True):
+            text = text.replace(variant, "***")
+        return text
+
+    def _excerpt(self, content):
+        """At most ``DETAIL_CHARS`` of a gateway's answer on one line, the key redacted before the cut."""
+        text = content.decode(errors="replace") if isinstance(content, bytes) else str(content)
+        text = self._redact(text)
+        text = " ".join("".join(char if char.isprintable() else " " for char in text).split())
+        text = self._redact(text)  # what collapsing the whitespace may have formed
+        if len(text) > DETAIL_CHARS:
+            text = text[: DETAIL_CHARS - 1] + "…"
+        return text
+
+    def _reply_id(self, content):
+        """The gateway's message id in its answer (redacted and bounded, as it is shown to users)."""
+        reply_id = self._parse_reply_id(content)
+        return self._redact(reply_id)[:REPLY_ID_CHARS] if reply_id else reply_id
 
     @staticmethod
-    def _reply_id(content):
+    def _parse_reply_id(content):
         try:
             reply = json.loads(content or b"null")
         except ValueError:

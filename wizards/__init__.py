@@ -1,1 +1,2 @@
 from . import service_plan_generate
+from . import payment_dunning_settings
