@@ -910,7 +910,15 @@ class PaymentOrder(models.Model):
             "totals": self.get_state_totals(domain),
             "automatic_tasks": bool(params.get_param("payment_dunning.automatic_tasks")),
             "can_configure": self.env.user.has_group("payment_dunning.group_payment_dunning_manager"),
+            "settings_action": self._settings_action(),
         }
+
+    @api.model
+    def _settings_action(self):
+        """Odoo's Settings for administrators; the Collections Managers' own settings screen otherwise."""
+        if self.env.user.has_group("base.group_system"):
+            return "payment_dunning.action_collections_settings"
+        return "payment_dunning.action_payment_dunning_settings"
 
     @api.model
     def get_dashboard_data(self):
@@ -961,6 +969,8 @@ class PaymentOrder(models.Model):
             "automatic_tasks": bool(
                 self.env["ir.config_parameter"].sudo().get_param("payment_dunning.automatic_tasks")
             ),
+            "can_configure": self.env.user.has_group("payment_dunning.group_payment_dunning_manager"),
+            "settings_action": self._settings_action(),
         }
 
     @api.model

@@ -39,6 +39,11 @@ class TestCollectionsSettings(PaymentDunningCase):
         orders = self.env["payment.order"]
         self.assertTrue(orders.with_user(self.manager).get_panel_data([])["can_configure"])
         self.assertFalse(orders.with_user(self.user).get_panel_data([])["can_configure"])
+        # a manager without administrator rights is sent to the settings screen they may save
+        action = orders.with_user(self.manager).get_panel_data([])["settings_action"]
+        self.assertEqual(action, "payment_dunning.action_payment_dunning_settings")
+        self.assertTrue(self.env[self.env.ref(action).res_model].with_user(self.manager).has_access("create"))
+        self.assertEqual(orders.get_panel_data([])["settings_action"], "payment_dunning.action_collections_settings")
 
     def test_chosen_connector_and_mail_server_are_stored(self):
         connector = self.env["qrapi.connector"].create({"name": "Main", "url": "https://cliente1.qrapi.com"})

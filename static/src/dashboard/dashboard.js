@@ -84,7 +84,7 @@ export class CollectionsDashboard extends Component {
     }
 
     openSettings() {
-        this.action.doAction("payment_dunning.action_collections_settings");
+        this.action.doAction(this.state.data.settings_action);
     }
 }
 

@@ -46,10 +46,11 @@ export class PaymentOrderTotals extends Component {
         this.state.totals = data.totals;
         this.state.automaticTasks = data.automatic_tasks;
         this.state.canConfigure = data.can_configure;
+        this.state.settingsAction = data.settings_action;
     }
 
     openSettings() {
-        this.action.doAction("payment_dunning.action_collections_settings");
+        this.action.doAction(this.state.settingsAction);
     }
 
     color(state) {
