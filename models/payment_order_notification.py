@@ -39,6 +39,7 @@ FAILURE_TYPES = [
     ("key_rejected", "API key rejected"),
     ("gateway_unreachable", "Gateway unreachable"),
     ("gateway_error", "Gateway error"),
+    ("destination_refused", "Destination refused"),
     ("smtp_unreachable", "SMTP unreachable"),
     ("smtp_refused", "SMTP refused recipient"),
     ("render", "Rendering error"),

@@ -60,7 +60,7 @@ class TestOutbound(LocalGatewayMixin, PaymentDunningCase):
         for action in (lambda: connector.send_text("+51995955955", "Hola"), connector.action_test_connection):
             with self.assertRaisesRegex(UserError, pattern) as caught:
                 action()
-            self.assertEqual(caught.exception.failure_type, "gateway_error")
+            self.assertEqual(caught.exception.failure_type, "destination_refused")
             self.assertFalse(caught.exception.retriable, "a refused destination is final")
             self.assertIsInstance(caught.exception.__cause__, http_deadline.OutboundRefused)
         self.assertLess(time.monotonic() - started, 1, "no connection was even tried")

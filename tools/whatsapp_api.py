@@ -182,7 +182,7 @@ class WhatsAppApi:
             message = self.env._(
                 "The client URL %s is not a web address such as https://cliente1.qrapi.com.", self.settings.url
             )
-        return DeliveryError(message, "gateway_error")
+        return DeliveryError(message, "destination_refused")
 
     # ---------------------------------------------------------------- answers
 
