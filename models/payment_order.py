@@ -639,9 +639,6 @@ class PaymentOrder(models.Model):
                 order._message_log(body=reason)
         return True
 
-    # keeps the name the import first used
-    _add_charges = _set_charges
-
     # ------------------------------------------------------------------ actions
 
     def action_pay(self):

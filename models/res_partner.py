@@ -11,6 +11,17 @@ DOCUMENT_TYPES = [
 ]
 
 
+def normalize_single_email(value):
+    """``value`` stripped and in lower case when it is exactly one valid email address, else False.
+
+    ``email_normalize`` alone keeps the last word of ``correo con espacio@example.com`` and the
+    address of ``Name <a@b.com>``: an address is accepted only when normalising gives it back.
+    """
+    text = (value or "").strip() if isinstance(value, str) else ""
+    normalised = email_normalize(text, strict=True)
+    return normalised if normalised and normalised == text.lower() else False
+
+
 class ResPartner(models.Model):
     _inherit = "res.partner"
     # customers are found by document number too (spec 4: "by name or RFC")
@@ -135,14 +146,33 @@ class ResPartner(models.Model):
     @api.constrains("collection_email")
     def _check_collection_email(self):
         for partner in self:
-            if partner.collection_email and not email_normalize(partner.collection_email, strict=True):
-                raise ValidationError(
-                    self.env._(
-                        "The collection email %(email)s of %(partner)s is not a valid email address.",
-                        email=partner.collection_email,
-                        partner=partner.display_name,
-                    )
-                )
+            if partner.collection_email and not normalize_single_email(partner.collection_email):
+                partner._raise_bad_collection_email(partner.collection_email, partner.display_name)
+
+    @api.model
+    def _normalize_collection_email(self, vals, partner_name):
+        """Store the collection email of ``vals`` stripped and in lower case; refuse anything but
+        exactly one valid address (two addresses, a name and an address, words before it)."""
+        email = vals.get("collection_email")
+        if not isinstance(email, str):
+            return
+        if not email.strip():
+            vals["collection_email"] = False
+            return
+        normalised = normalize_single_email(email)
+        if not normalised:
+            self._raise_bad_collection_email(email, partner_name)
+        vals["collection_email"] = normalised
+
+    @api.model
+    def _raise_bad_collection_email(self, email, partner_name):
+        raise ValidationError(
+            self.env._(
+                "The collection email %(email)s of %(partner)s is not a valid email address.",
+                email=email,
+                partner=partner_name or "",
+            )
+        )
 
     @api.model
     def _check_document_free(self, number, doc_type, company_id, exclude_ids=()):
@@ -179,6 +209,7 @@ class ResPartner(models.Model):
     def create(self, vals_list):
         for vals in vals_list:
             self._strip_document_number(vals)
+            self._normalize_collection_email(vals, vals.get("name"))
             self._check_document_free(vals.get("document_number"), vals.get("document_type"), vals.get("company_id"))
             if vals.get("collection_whatsapp"):
                 country = self._whatsapp_country(vals.get("country_id"), vals.get("company_id"))
@@ -187,6 +218,9 @@ class ResPartner(models.Model):
 
     def write(self, vals):
         self._strip_document_number(vals)
+        if isinstance(vals.get("collection_email"), str):
+            vals = dict(vals)
+            self._normalize_collection_email(vals, ", ".join(self[:3].mapped("display_name")))
         if {"document_number", "document_type", "company_id"} & set(vals):
             for partner in self:
                 partner._check_document_free(
@@ -300,11 +334,16 @@ class ResPartner(models.Model):
         return action
 
     def _statement_orders(self):
-        """Open orders with a balance of the customer, oldest due first: the account statement."""
+        """Open orders with a balance of the customer, oldest due first: the account statement.
+
+        Only the orders of the allowed companies (``self.env.companies``): the send queue renders a
+        message's statement with superuser rights and its company as the only allowed one.
+        """
         self.ensure_one()
         return self.env["payment.order"].search(
             [
                 ("partner_id", "child_of", self.commercial_partner_id.id),
+                ("company_id", "in", self.env.companies.ids),
                 ("state", "in", ["pending", "overdue"]),
                 ("balance", ">", 0),
             ],

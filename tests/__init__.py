@@ -11,6 +11,7 @@ from . import test_settings
 from . import test_service_plan
 from . import test_dunning_run
 from . import test_import
+from . import test_import_hostile
 from . import test_invoice_orders
 from . import test_dashboard
 from . import test_access

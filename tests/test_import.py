@@ -111,18 +111,24 @@ class TestOrderImport(ImportCase):
         record = self.importer("orders", self.orders_file("RUC,20100000001,F-1,1,250.00,12.50,2026-12-15,120.00,Fibra"))
         record.action_import()
         imported = self.imported_orders()
-        created = self.env["payment.order"].create(
-            {
-                "partner_id": self.customer.id,
-                "due_date": "2026-12-15",
-                "concept": "Fibra",
-                "payment_code": "F-2",
-                "origin": "import",
-                "charges_amount": 12.5,
-                "amount": 250.0,
-            }
+        # as the ORM creates it, chatter and tracking included
+        created = (
+            self.env["payment.order"]
+            ._internal_edit()
+            .with_context(tracking_disable=False)
+            .create(
+                {
+                    "partner_id": self.customer.id,
+                    "due_date": "2026-12-15",
+                    "concept": "Fibra",
+                    "payment_code": "F-2",
+                    "origin": "import",
+                    "charges_amount": 12.5,
+                    "amount": 250.0,
+                }
+            )
         )
-        created.balance = 120.0
+        created._set_balance(120.0)
         self.env.invalidate_all()
         skip = {"id", "name", "payment_code", "create_date", "write_date", "order_id"}
 
@@ -130,15 +136,34 @@ class TestOrderImport(ImportCase):
         self.assertEqual(stored_values(imported.line_ids, skip), stored_values(created.line_ids, skip))
 
     def test_existing_key_updates_only_balance_and_charges(self):
+        order = self.create_order(
+            500.0, due_date="2026-12-01", payment_code="LOAN-7", installment=3, concept="Préstamo"
+        )
+        content = self.orders_file("RUC,20100000001,LOAN-7,3,500.00,20.00,01/12/2026,300.00,Préstamo")
+        record = self.importer("orders", content)
+        record.action_import()
+        self.assertEqual((record.rows_create, record.rows_update, record.rows_error), (0, 1, 0), self.errors(record))
+        self.assertEqual(order.amount, 500.0)
+        self.assertEqual(order.due_date, date(2026, 12, 1))
+        self.assertEqual((order.charges_amount, order.balance), (20.0, 300.0))
+        self.assertEqual(order.state, "pending")
+        # the same file again changes nothing
+        record = self.importer("orders", content)
+        record.action_import()
+        self.assertEqual((record.rows_update, record.rows_unchanged, record.rows_error), (0, 1, 0))
+
+    def test_existing_key_with_other_terms_is_a_row_error(self):
         order = self.create_order(500.0, due_date="2026-12-01", payment_code="LOAN-7", installment=3)
         content = self.orders_file("RUC,20100000001,LOAN-7,3,999.00,20.00,2027-05-05,300.00,Otro concepto")
         record = self.importer("orders", content)
         record.action_import()
-        self.assertEqual((record.rows_create, record.rows_update), (0, 1))
-        self.assertEqual(order.amount, 500.0, "the amount of an order never changes")
+        self.assertEqual((record.state, record.rows_update, record.rows_error), ("failed", 0, 1))
+        ((line, column, reason),) = self.errors(record)
+        self.assertEqual((line, column), (2, "Monto (OP)"))
+        self.assertIn(f"The order {order.name} already exists with another amount, due date, concept", reason)
+        self.assertIn("cancel it and import it again", reason)
+        self.assertEqual((order.amount, order.charges_amount, order.balance), (500.0, 0.0, 500.0))
         self.assertEqual(order.due_date, date(2026, 12, 1))
-        self.assertEqual((order.charges_amount, order.balance), (20.0, 300.0))
-        self.assertEqual(order.state, "pending")
 
     def test_balance_zero_pays_and_cancels_queued_messages(self):
         order = self.create_order(500.0, due_date="2026-12-01", payment_code="LOAN-8")
@@ -221,7 +246,7 @@ class TestOrderImport(ImportCase):
         self.assertEqual(attachment.raw.decode("utf-8-sig").count("\n"), len(errors) + 1)
 
     def test_xlsx_file(self):
-        import openpyxl  # noqa: PLC0415
+        import openpyxl
 
         workbook = openpyxl.Workbook()
         sheet = workbook.active
@@ -252,7 +277,7 @@ class TestOrderImport(ImportCase):
         self.assertEqual(self.imported_orders().amount, 80.5)
 
     def test_only_managers_import(self):
-        from odoo.exceptions import AccessError  # noqa: PLC0415
+        from odoo.exceptions import AccessError
 
         with self.assertRaises(AccessError):
             self.env["payment.dunning.import"].with_user(self.user).import_rows("orders", [])

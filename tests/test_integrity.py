@@ -114,16 +114,16 @@ class TestOrderIntegrity(PaymentDunningCase):
         with self.assertRaisesRegex(UserError, "cancelled, which is final"):
             order._set_balance(10.0)
         with self.assertRaisesRegex(UserError, "cancelled, which is final"):
-            order._add_charges(5.0)
+            order._set_charges(5.0)
         self.assertEqual(order.balance, 60.0)
 
     def test_charges_move_the_balance(self):
         order = self.create_order(100.0)
         order._set_balance(40.0)
-        order._add_charges(15.0, reason="Late fee of November")
+        order._set_charges(15.0, reason="Late fee of November")
         self.assertRecordValues(order, [{"charges_amount": 15.0, "amount_total": 115.0, "balance": 55.0}])
         with self.assertRaisesRegex(UserError, "cannot be negative"):
-            order._add_charges(-5.0)
+            order._set_charges(-5.0)
 
     @freeze_time("2026-11-22 15:00:00")
     def test_balance_changes_are_tracked_in_the_chatter(self):
