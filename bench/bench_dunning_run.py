@@ -110,8 +110,8 @@ def cleanup(env):
 
 
 def time_plain_query(env, templates):
-    from odoo.addons.payment_dunning.models.payment_order import company_today  # noqa: PLC0415
-    from odoo.tools import SQL  # noqa: PLC0415
+    from odoo.addons.payment_dunning.models.payment_order import company_today
+    from odoo.tools import SQL
 
     today = {company.id: company_today(company) for company in env["res.company"].search([])}
     query = SQL(" UNION ALL ").join(SQL("(%s)", template._eligible_sql(today)) for template in templates)
@@ -124,7 +124,7 @@ def time_plain_query(env, templates):
 
 def measure_day(env, templates, day):
     """(query seconds, eligible pairs, eligible orders, run seconds, messages queued) on ``day``."""
-    from freezegun import freeze_time  # noqa: PLC0415
+    from freezegun import freeze_time
 
     with freeze_time(f"{day} 12:00:00"):
         query_seconds, pairs, orders = time_plain_query(env, templates)

@@ -80,9 +80,9 @@ def cleanup(env):
 
 def naive_loop(env, sample, due):
     """What a straightforward implementation does: one order at a time, full ORM defaults."""
-    from dateutil.relativedelta import relativedelta  # noqa: PLC0415
+    from dateutil.relativedelta import relativedelta
 
-    from odoo import Command  # noqa: PLC0415
+    from odoo import Command
 
     plans = env["service.plan"].search([("partner_id.ref", "=", BENCH_TAG)], order="partner_id, id")
     by_partner = {}
@@ -119,9 +119,9 @@ def naive_loop(env, sample, due):
 def main():
     args = parse_args()
     with superuser_env(load_registry(args)) as env:
-        from dateutil.relativedelta import relativedelta  # noqa: PLC0415
+        from dateutil.relativedelta import relativedelta
 
-        from odoo.addons.payment_dunning.models.payment_order import company_today  # noqa: PLC0415
+        from odoo.addons.payment_dunning.models.payment_order import company_today
 
         cleanup(env)
         env["ir.config_parameter"].set_param("payment_dunning.days_before_due", 3)

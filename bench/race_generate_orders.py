@@ -35,7 +35,7 @@ def generate(env, batch_size):
 def slow_worker(args):
     """Bill slowly, batch after committed batch, until the parent kills us."""
     registry = load_registry(args)
-    from odoo.addons.payment_dunning.models.service_plan import ServicePlan  # noqa: PLC0415
+    from odoo.addons.payment_dunning.models.service_plan import ServicePlan
 
     original = ServicePlan._bill
 
@@ -80,9 +80,9 @@ def main():
         return slow_worker(args)
     registry = load_registry(args)
     with superuser_env(registry) as env:
-        from dateutil.relativedelta import relativedelta  # noqa: PLC0415
+        from dateutil.relativedelta import relativedelta
 
-        from odoo.addons.payment_dunning.models.payment_order import company_today  # noqa: PLC0415
+        from odoo.addons.payment_dunning.models.payment_order import company_today
 
         cleanup(env)
         env["ir.config_parameter"].set_param("payment_dunning.days_before_due", 3)

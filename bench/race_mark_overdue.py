@@ -21,7 +21,7 @@ from odoo_script import load_registry, script_arguments, superuser_env
 
 
 def worker(registry, barrier, results, name):
-    from psycopg2.errors import SerializationFailure  # noqa: PLC0415
+    from psycopg2.errors import SerializationFailure
 
     attempts = 0
     marked = 0

@@ -598,7 +598,7 @@ class PaymentOrderNotification(models.Model):
 
     @api.model
     def _log_chatter_of(self, ids=None, sent_before=None):
-        """Write the chatter entries of sent lines (README, "Dunning rules … and the reminders history"), many messages at once.
+        """Write the chatter entries of sent lines (README, "the reminders history"), many at once.
 
         Each line is taken by one UPDATE: two workers never write the same entries twice. A
         failure here costs the notes, never the lines (they say sent already).

@@ -489,7 +489,7 @@ def cmd_pot(_args):
 
 def merge_translation(pot_path, po_path):
     """Bring a .po file in line with the template, keeping its translations; returns the untranslated."""
-    import polib  # noqa: PLC0415 - one of Odoo's own requirements, installed by prepare()
+    import polib
 
     translated = {}
     if os.path.exists(po_path):

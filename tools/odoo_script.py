@@ -12,7 +12,7 @@ def script_arguments(description):
 
 
 def load_registry(args):
-    import odoo  # noqa: PLC0415 - configured from the command line first
+    import odoo
 
     odoo.tools.config.parse_config(["-c", args.config, "-d", args.database, "--log-level=warn"])
     return odoo.modules.registry.Registry(args.database)
@@ -20,7 +20,7 @@ def load_registry(args):
 
 @contextlib.contextmanager
 def superuser_env(registry):
-    from odoo import SUPERUSER_ID, api  # noqa: PLC0415
+    from odoo import SUPERUSER_ID, api
 
     with registry.cursor() as cr:
         yield api.Environment(cr, SUPERUSER_ID, {})
