@@ -92,6 +92,12 @@ class PaymentDunningCase(TransactionCase):
         return env["payment.order"].create(vals)
 
     @classmethod
+    def orm_created_order(cls, vals):
+        """An order as the ORM's ``create()`` makes it, chatter and tracking included: what every
+        bulk path must store alike."""
+        return cls.env["payment.order"]._internal_edit().with_context(tracking_disable=False).create(vals)
+
+    @classmethod
     def lines(cls, *amounts):
         return [
             Command.create({"name": f"Service {index}", "amount": amount})

@@ -111,22 +111,16 @@ class TestOrderImport(ImportCase):
         record = self.importer("orders", self.orders_file("RUC,20100000001,F-1,1,250.00,12.50,2026-12-15,120.00,Fibra"))
         record.action_import()
         imported = self.imported_orders()
-        # as the ORM creates it, chatter and tracking included
-        created = (
-            self.env["payment.order"]
-            ._internal_edit()
-            .with_context(tracking_disable=False)
-            .create(
-                {
-                    "partner_id": self.customer.id,
-                    "due_date": "2026-12-15",
-                    "concept": "Fibra",
-                    "payment_code": "F-2",
-                    "origin": "import",
-                    "charges_amount": 12.5,
-                    "amount": 250.0,
-                }
-            )
+        created = self.orm_created_order(
+            {
+                "partner_id": self.customer.id,
+                "due_date": "2026-12-15",
+                "concept": "Fibra",
+                "payment_code": "F-2",
+                "origin": "import",
+                "charges_amount": 12.5,
+                "amount": 250.0,
+            }
         )
         created._set_balance(120.0)
         self.env.invalidate_all()

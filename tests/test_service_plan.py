@@ -235,20 +235,14 @@ class TestGeneration(ServicePlanCase):
         self.plan("Router", 60.0, payment_mode="installments", installments=4)
         generated = self.generate("2026-01-07")
         lines = [fields.Command.create({"name": line.name, "amount": line.amount}) for line in generated.line_ids]
-        # as the ORM creates it, chatter and tracking included
-        created = (
-            self.env["payment.order"]
-            ._internal_edit()
-            .with_context(tracking_disable=False)
-            .create(
-                {
-                    "partner_id": self.customer.id,
-                    "due_date": generated.due_date,
-                    "concept": generated.concept,
-                    "origin": "plan",
-                    "line_ids": lines,
-                }
-            )
+        created = self.orm_created_order(
+            {
+                "partner_id": self.customer.id,
+                "due_date": generated.due_date,
+                "concept": generated.concept,
+                "origin": "plan",
+                "line_ids": lines,
+            }
         )
         self.env.invalidate_all()
 
