@@ -395,21 +395,20 @@ class PaymentOrder(models.Model):
             rows.append(vals)
             lines.append([dict(line, company_id=vals["company_id"], currency_id=currency.id) for line in order_lines])
         orders = self.browse(self._insert_rows(self, rows))
-        self._insert_rows(
-            self.env["payment.order.line"],
-            [
-                dict(line, order_id=order_id)
-                for order_id, order_lines in zip(orders.ids, lines, strict=True)
-                for line in order_lines
-            ],
-            returning=False,
+        line_rows = [
+            dict(line, order_id=order_id)
+            for order_id, order_lines in zip(orders.ids, lines, strict=True)
+            for line in order_lines
+        ]
+        order_lines = self.env["payment.order.line"].browse(
+            self._insert_rows(self.env["payment.order.line"], line_rows)
         )
         self._compute_unfilled(orders, rows)
-        self._compute_unfilled(orders.line_ids, [line for order_lines in lines for line in order_lines])
+        self._compute_unfilled(order_lines, line_rows)
         return orders
 
     @api.model
-    def _insert_rows(self, model, rows, returning=True):
+    def _insert_rows(self, model, rows):
         """INSERT ``rows`` (dicts of stored values) into ``model``'s table in one statement, with the
         defaults of the stored fields they leave out, as ``create()`` would; return the new ids."""
         # a client's default_* keys never reach rows that the addon writes for itself: the context
@@ -438,26 +437,32 @@ class PaymentOrder(models.Model):
             value = row.get(name)
             return None if value is False and name in empty_is_null else value
 
+        # one placeholder list for every row: composing an SQL object per row costs more than the insert
+        placeholders = ", ".join([f"({', '.join(['%s'] * len(names))})"] * len(rows))
         self.env.cr.execute(
             SQL(
-                "INSERT INTO %s (%s) VALUES %s %s",
+                "INSERT INTO %s (%s) VALUES %s RETURNING id",
                 SQL.identifier(model._table),
                 SQL(", ").join(SQL.identifier(name) for name in names),
-                SQL(", ").join(SQL("(%s)", SQL(", ").join(column_value(row, name) for name in names)) for row in rows),
-                SQL("RETURNING id") if returning else SQL(),
+                SQL(placeholders, *(column_value(row, name) for row in rows for name in names)),
             )
         )
-        return [row[0] for row in self.env.cr.fetchall()] if returning else []
+        return [row[0] for row in self.env.cr.fetchall()]
 
     @api.model
     def _compute_unfilled(self, records, rows):
         """Stored computed fields that the bulk insert left out (another module's) are computed as
         ``create()`` computes them."""
         given = set().union(*rows)
-        for name, field in records._fields.items():
-            if field.store and field.compute and name not in given and name not in models.MAGIC_COLUMNS:
-                self.env.add_to_compute(field, records)
-        records.flush_recordset()
+        unfilled = [
+            field
+            for name, field in records._fields.items()
+            if field.store and field.compute and name not in given and name not in models.MAGIC_COLUMNS
+        ]
+        for field in unfilled:
+            self.env.add_to_compute(field, records)
+        if unfilled:
+            records.flush_recordset([field.name for field in unfilled])
 
     def _init_balance(self):
         """A new order owes its whole total; set in one statement for bulk creations."""
