@@ -221,11 +221,31 @@ class PaymentOrder(models.Model):
                 having,
             )
 
-        count_matches = SQL("count(*) %s %s", SQL(op if op != "!=" else "<>"), value)
+        sql_op = SQL(op if op != "!=" else "<>")
         if COMPARISONS[op](0, value):
-            # orders never notified match too: exclude those whose count does not
-            return [("id", "not in", orders_sent(SQL("NOT (%s)", count_matches)))]
-        return [("id", "in", orders_sent(count_matches))]
+            # orders never notified match too. An anti-join, not NOT IN (SELECT …): NOT IN becomes a
+            # per-row subplan once its list does not fit in work_mem (README, "Scale")
+            return [
+                (
+                    "id",
+                    "in",
+                    SQL(
+                        """(
+                SELECT o.id FROM payment_order o
+                  LEFT JOIN (
+                       SELECT rel.order_id, count(*) AS sent
+                         FROM payment_order_notification_rel rel
+                         JOIN payment_order_notification n ON n.id = rel.notification_id AND n.state = 'sent'
+                        GROUP BY rel.order_id
+                  ) s ON s.order_id = o.id
+                 WHERE COALESCE(s.sent, 0) %s %s
+                )""",
+                        sql_op,
+                        value,
+                    ),
+                )
+            ]
+        return [("id", "in", orders_sent(SQL("count(*) %s %s", sql_op, value)))]
 
     @api.depends("due_date", "state", "company_id")
     def _compute_days_overdue(self):

@@ -376,10 +376,12 @@ class ServicePlan(models.Model):
         if not horizons:
             return self.env["payment.order"]
         plans_model = self.sudo().with_context(tracking_disable=True)
-        order_ids, failed_partners = [], set()
+        order_ids, failed_partners, last_partner = [], set(), 0
 
         def lock_batch():
-            partner_ids = plans_model._lock_due_partners(horizons, batch_size, failed_partners)
+            # customers in id order, each batch after the last one (a keyset: no batch walks again
+            # over the customers billed before it; README, "Scale")
+            partner_ids = plans_model._lock_due_partners(horizons, batch_size, failed_partners, after=last_partner)
             return partner_ids, plans_model._lock_due_plans(horizons, partner_ids)
 
         while True:
@@ -388,6 +390,7 @@ class ServicePlan(models.Model):
             partner_ids, plans = collection.retry_serialization(self.env.cr, lock_batch, retry=commit)
             if not partner_ids:
                 break
+            last_partner = max(partner_ids)
             orders, failed = plans._bill(horizons)
             failed_partners |= failed
             orders._notify_generated()
@@ -413,20 +416,28 @@ class ServicePlan(models.Model):
         )
 
     @api.model
-    def _lock_due_partners(self, horizons, limit, excluded):
+    def _lock_due_partners(self, horizons, limit, excluded, after=0):
         """Up to ``limit`` customers with due plans that no other worker holds, now held by us
-        until the end of the transaction."""
+        until the end of the transaction; only customers whose id is above ``after``.
+
+        The customers come in id order, read from the customer index until ``limit`` are held. A
+        run that passes the last customer of its previous batch as ``after`` reads only the plans
+        of each batch's own customers; from the first customer every time, each batch walks again
+        over the plans of every customer billed before it (quadratic in the batches: README, "Scale").
+        """
         self.flush_model()
         self.env.cr.execute(
             SQL(
                 """
             SELECT c.partner_id
-              FROM (SELECT DISTINCT p.partner_id %(due)s AND p.partner_id != ALL(%(excluded)s)
+              FROM (SELECT DISTINCT p.partner_id %(due)s AND p.partner_id > %(after)s
+                       AND p.partner_id != ALL(%(excluded)s)
                     ORDER BY p.partner_id) AS c
              WHERE pg_try_advisory_xact_lock(%(key)s, c.partner_id)
              LIMIT %(limit)s
                 """,
                 due=self._due_plans_sql(horizons),
+                after=after or 0,
                 excluded=list(excluded),
                 key=GENERATION_LOCK_KEY,
                 limit=limit,
