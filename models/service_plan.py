@@ -13,6 +13,7 @@ _logger = logging.getLogger(__name__)
 
 # First key of the advisory locks that give one generation worker a customer at a time
 # (the second key is the partner id).
+BILLING_FIELDS = ("installments_billed", "billing_done", "generation_error", "generation_error_date")
 GENERATION_LOCK_KEY = 0x50444E47
 MAX_PERIOD_MONTHS = 120
 
@@ -314,12 +315,27 @@ class ServicePlan(models.Model):
     @api.model_create_multi
     def create(self, vals_list):
         for vals in vals_list:
+            self._check_billing_untouched(vals)
             self._set_billing_day(vals)
         return super().create(vals_list)
 
     def write(self, vals):
+        self._check_billing_untouched(vals)
         self._set_billing_day(vals)
         return super().write(vals)
+
+    @api.model
+    def _check_billing_untouched(self, vals):
+        """What the generation job records (installments billed, its last error) is not written by
+        users, over RPC or otherwise (README, "Security")."""
+        forced = [fname for fname in BILLING_FIELDS if fname in vals]
+        if forced and not self.env.su:
+            raise UserError(
+                self.env._(
+                    "%s of a service plan are kept by the order generation; they cannot be written.",
+                    ", ".join(self._fields[fname].get_description(self.env)["string"] for fname in forced),
+                )
+            )
 
     @api.model
     def _set_billing_day(self, vals):

@@ -226,6 +226,10 @@ class TestPlansCannotStopTheWorld(PaymentDunningCase):
         self.assertTrue(broken.generation_error_date)
         self.assertFalse(good.generation_error)
         self.assertIn(broken, plans.search([("generation_error", "!=", False)]))
+        # a user cannot hide the error, nor pretend installments were billed
+        for vals in ({"generation_error": False}, {"installments_billed": 4}):
+            with self.subTest(vals=vals), self.assertRaisesRegex(UserError, "kept by the order generation"):
+                broken.with_user(self.user).with_context(**FORGED_CONTEXT).write(vals)
 
 
 @tagged("post_install", "-at_install")
