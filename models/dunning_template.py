@@ -299,7 +299,7 @@ class DunningTemplate(models.Model):
 
     @api.model
     def _cron_dunning_run(self):
-        """Scheduled job: queue the messages of every automatic template (spec 4)."""
+        """Scheduled job: queue the messages of every automatic template (README, "Dunning rules")."""
         params = self.env["ir.config_parameter"].sudo()
         if not (
             params.get_param("payment_dunning.automatic_tasks")

@@ -52,7 +52,8 @@ DOCUMENT_TYPE_ALIASES = {
     "others": "other",
 }
 
-# column name as spec 5 writes it (normalised: lower case, no accents, letters and digits only)
+# column name as the import template writes it (README, "Import"), normalised: lower case, no accents,
+# letters and digits only
 # -> field of the row
 COMMON_COLUMNS = {
     "tipodedocumento": "document_type",
@@ -234,7 +235,7 @@ class BoundedLines:
 
 
 class PaymentDunningImport(models.Model):
-    """An import of customers or payment orders (spec 5), and its log."""
+    """An import of customers or payment orders (README, "Import"), and its log."""
 
     _name = "payment.dunning.import"
     _description = "Collections Import"
@@ -698,7 +699,7 @@ class PaymentDunningImport(models.Model):
         mobiles, emails = [], []
         for number in range(1, MAX_CONTACTS + 1):
             mobile = cell_text(record.get(f"mobile_{number}"))
-            if mobile and mobile != "1":  # spec 5: "1" stands for "no mobile"
+            if mobile and mobile != "1":  # "1" stands for "no mobile" (README, "Import")
                 if not DIGITS.fullmatch(mobile):
                     raise RowError(
                         self._column(record, f"mobile_{number}"),
@@ -754,7 +755,7 @@ class PaymentDunningImport(models.Model):
 
     def _parse_amount(self, record, field, required=False):
         """A decimal with a point and ASCII digits, from 0 to MAX_AMOUNT; blank stays blank (None),
-        it is not zero (spec 5). NaN, infinities, exponents and other digits are not numbers."""
+        it is not zero (README, "Import"). NaN, infinities, exponents and other digits are not numbers."""
         text = cell_text(record.get(field))
         column = self._column(record, field)
         if not text:
@@ -903,7 +904,7 @@ class PaymentDunningImport(models.Model):
             )
 
     def _classify_known_order(self, record, order, rounding):
-        """A known order takes only a new balance and new charges (spec 5), while open, never from
+        """A known order takes only a new balance and new charges (README, "Import"), while open, never from
         another customer's row, and only when the file agrees on what it charges."""
         if order["partner_id"] != record["partner_id"]:
             raise RowError(

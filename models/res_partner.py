@@ -24,7 +24,7 @@ def normalize_single_email(value):
 
 class ResPartner(models.Model):
     _inherit = "res.partner"
-    # customers are found by document number too (spec 4: "by name or RFC")
+    # customers are found by document number too (README, "Dunning rules": excluded customers by name or document)
     _rec_names_search = ["complete_name", "email", "ref", "vat", "company_registry", "document_number"]
 
     collection_contact_name = fields.Char(
@@ -41,7 +41,7 @@ class ResPartner(models.Model):
     )
     collection_other_contacts = fields.Char(
         string="Other Mobiles and Emails",
-        help="Further mobiles and emails of the customer, as imported (spec 5: up to five of each).",
+        help="Further mobiles and emails of the customer, as imported (up to five of each).",
     )
     document_type = fields.Selection(DOCUMENT_TYPES, help="Kind of identification document.")
     document_number = fields.Char(
