@@ -101,7 +101,7 @@ def naive_loop(env, sample, due):
     start = time.perf_counter()
     for partner in partners:
         partner_plans = by_partner[partner]
-        env["payment.order"].create(
+        env["payment.order"]._internal_edit().create(
             {
                 "partner_id": partner.id,
                 "due_date": partner_plans[0].next_due_date,
