@@ -10,3 +10,6 @@ from . import payment_dunning_import
 from . import payment_dunning_import_error
 from . import account_move
 from . import payment_dunning_aging
+from . import res_company
+from . import res_partner_collection_contact
+from . import payment_dunning_document_map

@@ -16,3 +16,8 @@ from . import test_invoice_orders
 from . import test_dashboard
 from . import test_access
 from . import test_integrity
+from . import test_order_screens
+from . import test_order_history
+from . import test_sending_window
+from . import test_plans_and_rules
+from . import test_contact_points

@@ -1,2 +1,5 @@
 from . import service_plan_generate
 from . import payment_dunning_settings
+from . import payment_order_new
+from . import payment_order_notify
+from . import payment_order_write_off
