@@ -48,16 +48,16 @@ def seed(env, customers, due_date):
     )
     cr.execute(
         """
-        INSERT INTO service_plan (name, sequence, active, partner_id, company_id, amount, payment_mode,
+        INSERT INTO service_plan (name, sequence, active, partner_id, company_id, amount, total_amount, payment_mode,
                                   installments, installments_billed, next_due_date, billing_day,
                                   period_months, state, billing_done, create_date, write_date,
                                   create_uid, write_uid)
-        SELECT plan.name, plan.seq, true, p.id, p.company_id, plan.amount, plan.mode, plan.installments, 0,
+        SELECT plan.name, plan.seq, true, p.id, p.company_id, plan.amount, plan.total, plan.mode, plan.installments, 0,
                %(due)s, %(day)s, 1, plan.state, false, now(), now(), 1, 1
           FROM res_partner p
-         CROSS JOIN (VALUES ('Internet 100 Mbps', 10, 89.9, 'recurring', 1, 'active'),
-                            ('Router Wi-Fi 6', 20, 60.0, 'installments', 4, 'to_collect'))
-                 AS plan(name, seq, amount, mode, installments, state)
+         CROSS JOIN (VALUES ('Internet 100 Mbps', 10, 89.9, NULL::numeric, 'recurring', 1, 'active'),
+                            ('Router Wi-Fi 6', 20, 60.0, 240.0, 'installments', 4, 'to_collect'))
+                 AS plan(name, seq, amount, total, mode, installments, state)
          WHERE p.ref = %(tag)s
         """,
         {"due": due_date, "day": due_date.day, "tag": BENCH_TAG},

@@ -39,8 +39,8 @@ def slow_worker(args):
 
     original = ServicePlan._bill
 
-    def slow_bill(self, horizons):
-        result = original(self, horizons)
+    def slow_bill(self, horizons, todays=None):
+        result = original(self, horizons, todays)
         time.sleep(0.05)
         return result
 

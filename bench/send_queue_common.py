@@ -63,7 +63,19 @@ def configure(env, gateway_url, smtp_port, timeout=15):
     params.set_param("payment_dunning.connector_id", connector.id)
     params.set_param("payment_dunning.mail_server_id", server.id)
     env.company.email = "cobranzas@bench.example.com"
+    open_sending_window(env.company)
     return connector, server
+
+
+def open_sending_window(company):
+    """The bench sends whenever it runs: the company's sending window open all day, every day."""
+    company.write(
+        {
+            "dunning_window_start": 0.0,
+            "dunning_window_end": 24.0,
+            **{f"dunning_send_{day}": True for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")},
+        }
+    )
 
 
 def template(env, name, email=True, whatsapp=True):

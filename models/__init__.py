@@ -13,3 +13,4 @@ from . import payment_dunning_aging
 from . import res_company
 from . import res_partner_collection_contact
 from . import payment_dunning_document_map
+from . import payment_dunning_holiday

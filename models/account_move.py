@@ -3,6 +3,8 @@ from odoo import api, fields, models
 from ..tools.collection import OPEN_STATES
 
 SYNC_KEY = "payment_dunning.invoices_to_sync"
+# what moves an invoice's due date, or posts it again with another one
+DUE_DATE_INPUTS = {"invoice_date_due", "invoice_date", "invoice_payment_term_id", "line_ids", "state"}
 
 
 class AccountMove(models.Model):
@@ -16,6 +18,28 @@ class AccountMove(models.Model):
         string="Payment Orders",
         groups="payment_dunning.group_payment_dunning_user",
     )
+
+    def write(self, vals):
+        result = super().write(vals)
+        if DUE_DATE_INPUTS & set(vals):
+            self._sync_payment_order_due_dates()
+        return result
+
+    def _sync_payment_order_due_dates(self):
+        """The open orders of these posted invoices take the invoice's due date (README, "Invoices")."""
+        invoices = self.filtered(lambda move: move.move_type == "out_invoice" and move.state == "posted")
+        if not invoices:
+            return
+        orders = (
+            self.env["payment.order"]
+            .sudo()
+            .search([("invoice_id", "in", invoices.ids), ("state", "in", list(OPEN_STATES))])
+        )
+        for order in orders:
+            invoice = order.invoice_id
+            due_date = invoice.invoice_date_due or invoice.invoice_date
+            if due_date and due_date != order.due_date:
+                order._follow_due_date(due_date)
 
     def _compute_payment_state(self):  # pylint: disable=missing-return
         super()._compute_payment_state()

@@ -100,8 +100,9 @@ class DunningTemplate(models.Model):
     )
     attach_statement = fields.Boolean(
         string="Attach Account Statement",
+        default=True,
         help="The customer's account statement (PDF of the open orders) goes with the email and as a "
-        "document on WhatsApp.",
+        "document on WhatsApp. Every dunning message carries it unless you untick this.",
     )
 
     _sql_constraints = [
@@ -262,7 +263,8 @@ class DunningTemplate(models.Model):
         return orders.partner_id[:1].commercial_partner_id.name or ""
 
     def _value_plans(self, orders):
-        return ", ".join(dict.fromkeys(orders.line_ids.mapped("name")))
+        # the lines' labels in the customer's language (``orders`` carry it), not as their creator wrote them
+        return ", ".join(dict.fromkeys(orders.line_ids.mapped("label")))
 
     def _value_amount(self, orders):
         return self._money(orders, sum(orders.mapped("amount_total")))
@@ -275,7 +277,7 @@ class DunningTemplate(models.Model):
         return format_date(orders.env, min(dates), lang_code=orders.env.lang) if dates else ""
 
     def _value_concept(self, orders):
-        concepts = [order.concept or ", ".join(order.line_ids.mapped("name")) for order in orders]
+        concepts = [order.concept or ", ".join(order.line_ids.mapped("label")) for order in orders]
         return ", ".join(dict.fromkeys(concepts))
 
     def _value_references(self, orders):
@@ -290,7 +292,7 @@ class DunningTemplate(models.Model):
     def _value_detail(self, orders):
         lines = []
         for order in orders.sorted("due_date"):
-            concept = order.concept or ", ".join(order.line_ids.mapped("name"))
+            concept = order.concept or ", ".join(order.line_ids.mapped("label"))
             due = format_date(orders.env, order.due_date, lang_code=orders.env.lang)
             lines.append(f"- {order.name} · {concept} · {due} · {self._money(order, order.balance)}")
         return "\n".join(lines)
@@ -410,19 +412,23 @@ class DunningTemplate(models.Model):
                 """
             WITH eligible AS (SELECT * FROM payment_dunning_eligible WHERE partner_id = ANY(%(partners)s)),
             keyed AS (
-                SELECT e.*, ch.channel,
+                SELECT e.*, ch.channel, cp.value AS fixed_recipient,
                        'dunning:' || %(template)s || ':' || e.today || ':' || ch.channel || ':' || %(recipient)s
-                           AS dedupe_key
+                           || COALESCE(':' || cp.value, '') AS dedupe_key
                   FROM eligible e
                   JOIN (VALUES %(channels)s) AS ch(channel)
                     ON (ch.channel = 'email' AND e.has_email) OR (ch.channel = 'whatsapp' AND e.has_whatsapp)
+                  -- with the contact mode "all", one message per contact of the channel
+                  LEFT JOIN res_partner_collection_contact cp
+                    ON %(all_contacts)s AND cp.partner_id = e.partner_id
+                   AND cp.kind = CASE ch.channel WHEN 'email' THEN 'email' ELSE 'mobile' END
             ),
             inserted AS (
                 INSERT INTO payment_order_notification
                        (partner_id, company_id, template_id, channel, state, attempts, run_date, dedupe_key,
-                        create_uid, create_date, write_uid, write_date)
+                        recipient, fixed_recipient, create_uid, create_date, write_uid, write_date)
                 SELECT %(distinct)s partner_id, company_id, %(template)s, channel, 'queued', 0,
-                       today, dedupe_key, %(uid)s, %(now)s, %(uid)s, %(now)s
+                       today, dedupe_key, fixed_recipient, fixed_recipient, %(uid)s, %(now)s, %(uid)s, %(now)s
                   FROM keyed
                     ON CONFLICT (dedupe_key) DO NOTHING
                 RETURNING id, dedupe_key
@@ -439,11 +445,17 @@ class DunningTemplate(models.Model):
                 channels=SQL(", ").join(SQL("(%s)", channel) for channel in channels),
                 uid=self.env.uid,
                 now=now,
+                all_contacts=self._all_contacts(),
                 # a digest is one message for several orders; per order, the keys are unique already
                 distinct=SQL("DISTINCT ON (dedupe_key)") if self.send_mode == "customer" else SQL(""),
             )
         )
         return self.env.cr.fetchone()[0]
+
+    def _all_contacts(self):
+        """Whether reminders go to every contact of the customer (Settings), not only the first."""
+        mode = self.env["ir.config_parameter"].sudo().get_param("payment_dunning.contact_mode")
+        return mode == "all"
 
     def action_preview_run(self):
         """The orders this template would message today, without queueing anything."""

@@ -16,7 +16,7 @@ from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tools import SQL, float_compare, float_round, formatLang
 
 from .payment_order import OPEN_STATES
-from .res_partner import normalize_single_email
+from .res_partner import SYNC_KEY, SYNC_SENTINEL, normalize_single_email
 
 BATCH_SIZE = 1000
 MAX_CONTACTS = 5
@@ -35,6 +35,8 @@ MAX_RECORD_CHARS = MAX_COLUMNS * (MAX_CELL_CHARS + 3)  # one CSV record, quotes 
 # the values an order accepts (row errors)
 MAX_AMOUNT = Decimal(10) ** 12
 MAX_INSTALLMENT = 9999
+# distinct document types a file may name (the mapping step lists them all)
+MAX_DOCUMENT_TYPES = 50
 
 NUMBER = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 DIGITS = re.compile(r"[0-9]+")
@@ -127,7 +129,10 @@ FIELD_LABELS = {
     "balance": "Saldo",
     "concept": "Concepto",
     "mobile_1": "Celular_1",
+    "email_1": "Correo1",
 }
+# document types of people, who need a mobile (spec 5; companies, RUC, need an email)
+PERSON_TYPES = ("dni", "ce", "passport")
 # what a failed write of one row is reported as (the batch is then written row by row)
 WRITE_ERRORS = (UserError, ValidationError, psycopg2.Error)
 # the report's counter of each action
@@ -255,7 +260,13 @@ class PaymentDunningImport(models.Model):
         help="All or nothing: one bad row and nothing is written. Skip bad rows: the good ones are written.",
     )
     state = fields.Selection(
-        [("draft", "Draft"), ("checked", "Checked"), ("done", "Imported"), ("failed", "Not imported")],
+        [
+            ("draft", "Draft"),
+            ("mapping", "Document Types"),
+            ("checked", "Checked"),
+            ("done", "Imported"),
+            ("failed", "Not imported"),
+        ],
         default="draft",
         required=True,
         readonly=True,
@@ -270,7 +281,20 @@ class PaymentDunningImport(models.Model):
         help="Known payment orders whose balance and charges in the file are the ones they already have.",
     )
     rows_error = fields.Integer(string="Errors", readonly=True)
+    rows_warning = fields.Integer(
+        string="Warnings",
+        readonly=True,
+        help="Rows that are imported but deserve a look, e.g. a customer left without mobile and email.",
+    )
     error_ids = fields.One2many("payment.dunning.import.error", "import_id", string="Error List", readonly=True)
+    document_type_ids = fields.One2many(
+        "payment.dunning.import.document.type",
+        "import_id",
+        string="Document Types",
+        help="The document types found in the file and the type each is imported as; remembered for the "
+        "next imports of the company.",
+    )
+    unmapped_document_types = fields.Char(compute="_compute_unmapped_document_types")
 
     @api.depends("kind", "filename", "create_date")
     def _compute_name(self):
@@ -278,17 +302,28 @@ class PaymentDunningImport(models.Model):
         for record in self:
             record.name = f"{labels.get(record.kind, '')} - {record.filename or ''}".strip(" -")
 
+    @api.depends("document_type_ids.document_type")
+    def _compute_unmapped_document_types(self):
+        for record in self:
+            unmapped = record.document_type_ids.filtered(lambda line: not line.document_type)
+            record.unmapped_document_types = ", ".join(unmapped.mapped("source"))
+
     # ------------------------------------------------------------------ buttons
 
     def action_check(self):
-        """Dry run: count what would be created and updated and list the errors; write nothing."""
+        """Dry run: count what would be created and updated and list the errors; write nothing.
+        The document types of the file are mapped first (the wizard's first step)."""
         self.ensure_one()
+        if not self._map_document_types():
+            return True
         report = self._run_rows(self._file_rows, dry_run=True)
         self._store_report(report, "checked")
         return True
 
     def action_import(self):
         self.ensure_one()
+        if not self._map_document_types():
+            return True
         report = self._run_rows(self._file_rows, dry_run=False)
         self._store_report(report, "failed" if report["errors"] and self.mode == "all" else "done")
         return True
@@ -330,9 +365,83 @@ class PaymentDunningImport(models.Model):
                 "rows_update": report["updated"],
                 "rows_unchanged": report["unchanged"],
                 "rows_error": len(report["errors"]),
-                "error_ids": [fields.Command.create(error) for error in report["errors"]],
+                "rows_warning": len(report["warnings"]),
+                "error_ids": [fields.Command.create(error) for error in report["errors"]]
+                + [fields.Command.create(dict(warning, severity="warning")) for warning in report["warnings"]],
             }
         )
+
+    # ------------------------------------------------------------------ document types
+
+    def _map_document_types(self):
+        """The wizard's first step: list the document types of the file, each pre-filled from the
+        company's remembered mapping or the names the import knows (DNI, RUC, CE, Pasaporte, Otros).
+        True when every one is mapped (the mapping is then remembered for the company); else the
+        import stops at this step, and a second try with types still unmapped is refused by name."""
+        self._check_can_import()
+        found = self._file_document_types()
+        lines = {line.key: line for line in self.document_type_ids}
+        (self.document_type_ids - self.document_type_ids.filtered(lambda line: line.key in found)).unlink()
+        remembered = self.env["payment.dunning.document.map"]._company_map(self.company_id)
+        new = [
+            {
+                "import_id": self.id,
+                "source": source,
+                "key": key,
+                "document_type": remembered.get(key) or DOCUMENT_TYPE_ALIASES.get(key),
+            }
+            for key, source in found.items()
+            if key not in lines
+        ]
+        self.env["payment.dunning.import.document.type"].create(new)
+        if self.unmapped_document_types:
+            if self.state == "mapping" and not new:
+                raise UserError(self._unmapped_message())
+            self.write({"state": "mapping"})
+            return False
+        mapped = self.document_type_ids.filtered(
+            lambda line: remembered.get(line.key, DOCUMENT_TYPE_ALIASES.get(line.key)) != line.document_type
+        )
+        self.env["payment.dunning.document.map"]._remember(self.company_id, mapped)
+        return True
+
+    def _unmapped_message(self):
+        return self.env._(
+            "Choose what these document types of the file are imported as (DNI, RUC, CE, Passport or " "Other): %s.",
+            self.unmapped_document_types,
+        )
+
+    def _file_document_types(self):
+        """{key: the text as the file writes it} of the document types of the file: one streamed pass
+        reading that column only, at most MAX_DOCUMENT_TYPES distinct ones."""
+        found, columns = {}, {}
+        for line, raw in self._file_rows():
+            keys = tuple(raw)
+            if keys not in columns:
+                mapping = self._column_map(keys, line)
+                columns[keys] = next((column for column, field in mapping.items() if field == "document_type"), None)
+            column = columns[keys]
+            text = cell_text(raw.get(column)) if column else ""
+            key = normalise_header(text)
+            if not key or key in found:
+                continue
+            if len(found) >= MAX_DOCUMENT_TYPES:
+                raise UserError(
+                    self.env._(
+                        "The file names more than %s document types: check its document type column.",
+                        MAX_DOCUMENT_TYPES,
+                    )
+                )
+            found[key] = storable(text)[:100]
+        return found
+
+    def _document_type_map(self):
+        """{key: document type}: the names the import knows, the company's remembered mapping, and
+        the mapping of this import (each one over the previous)."""
+        mapping = dict(DOCUMENT_TYPE_ALIASES)
+        mapping.update(self.env["payment.dunning.document.map"]._company_map(self.company_id))
+        mapping.update({line.key: line.document_type for line in self.document_type_ids if line.document_type})
+        return mapping
 
     # ------------------------------------------------------------------ external API
 
@@ -570,10 +679,16 @@ class PaymentDunningImport(models.Model):
         return report
 
     def _pass(self, rows, write):
-        report = {"rows": 0, "created": 0, "updated": 0, "unchanged": 0, "errors": []}
-        # the keys met so far (duplicates), the {column: field} of each set of columns, and the
-        # rounding of the company's currency (read once: rows are many)
-        context = {"seen": {}, "columns": {}, "kind": self.kind, "rounding": self.company_id.currency_id.rounding}
+        report = {"rows": 0, "created": 0, "updated": 0, "unchanged": 0, "errors": [], "warnings": []}
+        # the keys met so far (duplicates), the {column: field} of each set of columns, the rounding
+        # of the company's currency and the document types (read once: rows are many)
+        context = {
+            "seen": {},
+            "columns": {},
+            "kind": self.kind,
+            "rounding": self.company_id.currency_id.rounding,
+            "document_types": self._document_type_map(),
+        }
         parsed = []
         for line, raw in rows:
             report["rows"] += 1
@@ -588,6 +703,7 @@ class PaymentDunningImport(models.Model):
                 parsed = []
         self._classify_batch(parsed, context, report, write)
         report["errors"].sort(key=lambda error: error["line"])
+        report["warnings"].sort(key=lambda warning: warning["line"])
         return report
 
     def _error(self, line, raw, error):
@@ -597,6 +713,14 @@ class PaymentDunningImport(models.Model):
             "column": storable(str(error.column))[:200],
             "value": storable(cell_text(value)[:200]),
             "reason": storable(error.reason),
+        }
+
+    def _warning(self, line, record):
+        return {
+            "line": line,
+            "column": storable(self._column(record, "document_number"))[:200],
+            "value": storable(record["document_number"][:200]),
+            "reason": storable(record["warning"]),
         }
 
     def _classify_batch(self, parsed, context, report, write):
@@ -611,6 +735,8 @@ class PaymentDunningImport(models.Model):
                 report["errors"].append(self._error(line, raw, error))
                 continue
             report[COUNTERS[action]] += 1
+            if record.get("warning"):
+                report["warnings"].append(self._warning(line, record))
             if write and action != "unchanged":
                 batch.append((line, action, record))
         if batch:
@@ -667,7 +793,7 @@ class PaymentDunningImport(models.Model):
             if not cell_text(record.get(field)):
                 column = self._column(record, field)
                 raise RowError(column, self.env._("%s is required.", column))
-        record["document_type"] = self._parse_document_type(record)
+        record["document_type"] = self._parse_document_type(record, context["document_types"])
         record["document_number"] = cell_text(record["document_number"])
         if context["kind"] == "customers":
             self._parse_customer(record)
@@ -678,14 +804,18 @@ class PaymentDunningImport(models.Model):
     def _column(self, record, field):
         return record["_columns"].get(field) or FIELD_LABELS.get(field, field)
 
-    def _parse_document_type(self, record):
+    def _parse_document_type(self, record, document_types):
         value = normalise_header(record["document_type"])
-        if value not in DOCUMENT_TYPE_ALIASES:
+        if value not in document_types:
             raise RowError(
                 self._column(record, "document_type"),
-                self.env._("Unknown document type %s (use DNI, RUC, CE, Pasaporte or Otros).", record["document_type"]),
+                self.env._(
+                    "Unknown document type %s (use DNI, RUC, CE, Pasaporte or Otros, or map it in the "
+                    "import's first step).",
+                    record["document_type"],
+                ),
             )
-        return DOCUMENT_TYPE_ALIASES[value]
+        return document_types[value]
 
     def _document(self, record):
         """The row's document as users read it: the label of its type ("National ID (DNI)"), not its code."""
@@ -697,8 +827,10 @@ class PaymentDunningImport(models.Model):
 
     def _parse_customer(self, record):
         mobiles, emails = [], []
+        record["mobile_given"] = False  # a mobile, or 1 for "none": what a person's row needs (spec 5)
         for number in range(1, MAX_CONTACTS + 1):
             mobile = cell_text(record.get(f"mobile_{number}"))
+            record["mobile_given"] = record["mobile_given"] or bool(mobile)
             if mobile and mobile != "1":  # "1" stands for "no mobile" (README, "Import")
                 if not DIGITS.fullmatch(mobile):
                     raise RowError(
@@ -711,7 +843,7 @@ class PaymentDunningImport(models.Model):
                         self._column(record, f"country_code_{number}"),
                         self.env._("A country code has digits only (%s).", code),
                     )
-                mobiles.append(f"+{code}{mobile}" if code else mobile)
+                mobiles.append((number, f"+{code}{mobile}" if code else mobile))
             email = cell_text(record.get(f"email_{number}"))
             if email:
                 normalised = normalize_single_email(email)
@@ -721,15 +853,46 @@ class PaymentDunningImport(models.Model):
                         self.env._("%s is not a valid email address (one address per cell).", email),
                     )
                 emails.append(normalised)
-        if mobiles:
-            try:
-                country = self.company_id.country_id
-                mobiles[0] = self.env["res.partner"]._normalize_whatsapp(mobiles[0], country)
-            except ValidationError as error:
-                raise RowError(self._column(record, "mobile_1"), error.args[0]) from error
-        record["mobiles"], record["emails"] = mobiles, emails
+        # checked once the cells are read, as the bad emails are
+        mobiles = [self._parse_mobile(record, number, mobile) for number, mobile in mobiles]
+        # the same number or address twice in a row is one contact point
+        record["mobiles"], record["emails"] = list(dict.fromkeys(mobiles)), list(dict.fromkeys(emails))
         name = " ".join(part for part in (cell_text(record.get("name")), cell_text(record.get("last_name"))) if part)
         record["full_name"] = name
+
+    def _parse_mobile(self, record, number, mobile):
+        """The mobile in E.164, read with the company's country when it has no country code."""
+        try:
+            return self.env["res.partner"]._normalize_whatsapp(mobile, self.company_id.country_id)
+        except ValidationError as error:
+            raise RowError(self._column(record, f"mobile_{number}"), error.args[0]) from error
+
+    def _check_customer_contacts(self, record, existing_channels):
+        """Spec 5: a person (DNI, CE, passport) needs a mobile (1 when none), a company (RUC) an email,
+        unless the known customer already has one. A customer left with neither channel is a warning."""
+        has_mobile, has_email = existing_channels or (False, False)
+        document_type = record["document_type"]
+        if document_type in PERSON_TYPES and not record["mobile_given"] and not has_mobile:
+            raise RowError(
+                self._column(record, "mobile_1"),
+                self.env._(
+                    "A person (%(type)s) needs a mobile: write it in Celular_1, or 1 when the customer has none.",
+                    type=self._document(record)["type"],
+                ),
+            )
+        if document_type == "ruc" and not record["emails"] and not has_email:
+            raise RowError(
+                self._column(record, "email_1"),
+                self.env._(
+                    "A company (%(type)s) needs an email: write it in Correo1 (a generic address if need be).",
+                    type=self._document(record)["type"],
+                ),
+            )
+        if not (record["mobiles"] or has_mobile or record["emails"] or has_email):
+            record["warning"] = self.env._(
+                "The customer %(type)s %(number)s has no mobile and no email: no reminder can reach it.",
+                **self._document(record),
+            )
 
     def _parse_order(self, record, rounding):
         record["payment_code"] = cell_text(record["payment_code"])
@@ -831,7 +994,17 @@ class PaymentDunningImport(models.Model):
         )
         # a customer of the company wins over one shared by every company
         customers = {(doc_type, number): (partner_id, active) for doc_type, number, partner_id, active in cr.fetchall()}
-        orders = {}
+        orders, channels = {}, {}
+        if self.kind == "customers" and customers:
+            # whether a known customer already has a mobile and an email (mandatory contact, spec 5)
+            cr.execute(
+                SQL(
+                    "SELECT id, COALESCE(collection_whatsapp, '') != '', COALESCE(collection_email, '') != '' "
+                    "FROM res_partner WHERE id = ANY(%s)",
+                    [partner_id for partner_id, _active in customers.values()],
+                )
+            )
+            channels = {partner_id: (has_mobile, has_email) for partner_id, has_mobile, has_email in cr.fetchall()}
         if self.kind == "orders":
             cr.execute(
                 SQL(
@@ -843,7 +1016,7 @@ class PaymentDunningImport(models.Model):
             )
             columns = ("id", "name", "partner_id", "state", "amount", "charges", "balance", "due_date", "concept")
             orders = {(row[0], row[1]): dict(zip(columns, row[2:], strict=True)) for row in cr.fetchall()}
-        return {"customers": customers, "orders": orders}
+        return {"customers": customers, "orders": orders, "channels": channels}
 
     def _classify(self, record, lookup, context, line):
         """'create', 'update' or 'unchanged', or a RowError (unknown or archived customer, a key twice
@@ -882,6 +1055,7 @@ class PaymentDunningImport(models.Model):
         context["seen"][key] = line
         if context["kind"] == "customers":
             record["existing_id"] = existing
+            self._check_customer_contacts(record, lookup["channels"].get(existing))
             return "update" if existing else "create"
         if not existing:
             self._check_balance(record, record["charges"] or 0.0, record["balance"], context["rounding"])
@@ -992,13 +1166,16 @@ class PaymentDunningImport(models.Model):
     def _write_customers(self, batch):
         """Customers are written with superuser rights in the import's company (``_check_can_import``):
         a Collections manager imports them without the Contacts rights to create any contact."""
-        partners = self.env["res.partner"].sudo()
-        creates = []
+        # the defaults are written here and the contact points at once below, not partner by partner
+        partners = self.env["res.partner"].sudo().with_context(**{SYNC_KEY: SYNC_SENTINEL})
+        creates, created_records, contacts = [], [], {}
         for action, record in batch:
             values = self._customer_values(record)
             if action == "update":
                 partners.browse(record["existing_id"]).write(values)
+                contacts[record["existing_id"]] = self._contact_lists(record)
             else:
+                created_records.append(record)
                 creates.append(
                     {
                         "document_type": record["document_type"],
@@ -1010,7 +1187,17 @@ class PaymentDunningImport(models.Model):
                     }
                 )
         if creates:
-            partners.create(creates)
+            for partner, record in zip(partners.create(creates), created_records, strict=True):
+                contacts[partner.id] = self._contact_lists(record)
+        self.env["res.partner.collection.contact"].sudo()._replace_contacts(
+            {partner_id: lists for partner_id, lists in contacts.items() if lists}
+        )
+
+    def _contact_lists(self, record):
+        """{kind: values} of the kinds the row gives: they replace the customer's contact points of that
+        kind (a row without mobiles keeps the customer's mobiles, and likewise for emails)."""
+        lists = {"mobile": record["mobiles"], "email": record["emails"]}
+        return {kind: values for kind, values in lists.items() if values}
 
     def _customer_values(self, record):
         values = {}
@@ -1021,9 +1208,6 @@ class PaymentDunningImport(models.Model):
             values["collection_whatsapp"] = mobiles[0]
         if emails:
             values["collection_email"] = emails[0]
-        extra = mobiles[1:] + emails[1:]
-        if extra:
-            values["collection_other_contacts"] = ", ".join(extra)
         if "name" not in values and not record.get("existing_id"):
             values["name"] = record["document_number"]
         return values

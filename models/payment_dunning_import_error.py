@@ -2,7 +2,7 @@ from odoo import fields, models
 
 
 class PaymentDunningImportError(models.Model):
-    """A bad row of an import: where and why."""
+    """A bad row of an import, or a row worth a look (a warning): where and why."""
 
     _name = "payment.dunning.import.error"
     _description = "Collections Import Error"
@@ -13,3 +13,9 @@ class PaymentDunningImportError(models.Model):
     column = fields.Char()
     value = fields.Char()
     reason = fields.Char(required=True)
+    severity = fields.Selection(
+        [("error", "Error"), ("warning", "Warning")],
+        default="error",
+        required=True,
+        help="An error keeps the row out of the import; a warning only points at something to look at.",
+    )

@@ -4,10 +4,10 @@ import operator
 from markupsafe import Markup
 
 from odoo import api, fields, models
-from odoo.exceptions import UserError, ValidationError
+from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tools import SQL, format_datetime
 
-from ..tools import collection
+from ..tools import chatter, collection
 from ..tools.collection import CLOSED_STATES, OPEN_STATES, company_today
 
 _logger = logging.getLogger(__name__)
@@ -25,6 +25,8 @@ COMPARISONS = {
 # call can carry: a client sending the key gets nothing (README, "Security").
 EDIT_KEY = "payment_order_edit"
 EDIT_SENTINEL = object()
+# with the same sentinel: the invoice path moving an order's due date with its invoice's
+DUE_DATE_KEY = "payment_order_follow_due_date"
 # state changes the addon's paths may make
 TRANSITIONS = {
     "pending": {"overdue", "paid", "cancelled"},
@@ -32,6 +34,9 @@ TRANSITIONS = {
     "paid": set(),
     "cancelled": set(),
 }
+# what only an invoice's new due date may do besides: an overdue order no longer past due owes on time again
+DUE_DATE_TRANSITIONS = {"overdue": {"pending"}}
+MANAGER_GROUP = "payment_dunning.group_payment_dunning_manager"
 
 
 class PaymentOrder(models.Model):
@@ -55,7 +60,7 @@ class PaymentOrder(models.Model):
     )
     # what only the addon's own paths change: the workflow (Pay, Cancel, the overdue job) and the
     # money still owed (payments, imports, invoice sync, charges with a reason)
-    _WORKFLOW_FIELDS = ("name", "state", "balance", "charges_amount", "paid_date", "invoice_id")
+    _WORKFLOW_FIELDS = ("name", "state", "balance", "charges_amount", "paid_date", "invoice_id", "written_off_amount")
 
     name = fields.Char(string="Reference", required=True, readonly=True, copy=False, default="/", index="trigram")
     partner_id = fields.Many2one(
@@ -108,6 +113,14 @@ class PaymentOrder(models.Model):
         tracking=True,
     )
     paid_date = fields.Date(readonly=True, copy=False, tracking=True)
+    written_off_amount = fields.Monetary(
+        string="Written Off",
+        readonly=True,
+        copy=False,
+        default=0.0,
+        tracking=True,
+        help="Debt forgiven by a Collections Manager (Write Off): no longer owed, never paid.",
+    )
     payment_code = fields.Char(
         index=True,
         copy=False,
@@ -328,14 +341,21 @@ class PaymentOrder(models.Model):
                 )
             )
 
-    def _internal_edit(self):
-        """These records, as the addon's own paths see them: allowed to move the workflow fields.
+    def _internal_edit(self, follow_due_date=False):
+        """These records, as the addon's own paths see them: allowed to move the workflow fields;
+        with ``follow_due_date``, an invoice order's due date too (its invoice's changed).
 
         Only for code that has checked the caller's rights and the change itself."""
-        return self.with_context(**{EDIT_KEY: EDIT_SENTINEL})
+        context = {EDIT_KEY: EDIT_SENTINEL}
+        if follow_due_date:
+            context[DUE_DATE_KEY] = EDIT_SENTINEL
+        return self.with_context(**context)
 
     def _is_internal_edit(self):
         return self.env.context.get(EDIT_KEY) is EDIT_SENTINEL
+
+    def _follows_due_date(self):
+        return self._is_internal_edit() and self.env.context.get(DUE_DATE_KEY) is EDIT_SENTINEL
 
     def _field_labels(self, fnames):
         return ", ".join(self._fields[fname].get_description(self.env)["string"] for fname in fnames)
@@ -425,7 +445,38 @@ class PaymentOrder(models.Model):
         )
         self._compute_unfilled(orders, rows)
         self._compute_unfilled(order_lines, line_rows)
+        self._log_bulk_creation(orders, origin, lines)
         return orders
+
+    @api.model
+    def _log_bulk_creation(self, orders, origin, lines):
+        """The creation entry ``create()`` logs, on orders inserted in bulk; ``lines``: each order's
+        line values (a plan's orders say which plans bill them)."""
+        plan_ids = {line["plan_id"] for order_lines in lines for line in order_lines if line.get("plan_id")}
+        plan_names = dict(self.env["service.plan"].sudo().browse(plan_ids).mapped(lambda plan: (plan.id, plan.name)))
+        bodies = {
+            order_id: self._creation_note(
+                origin, [plan_names[line["plan_id"]] for line in order_lines if line.get("plan_id")]
+            )
+            for order_id, order_lines in zip(orders.ids, lines, strict=True)
+        }
+        chatter.log_note_sql(self.env, self._name, orders.ids, bodies, author=self.env.user.partner_id)
+
+    def _creation_message(self):
+        self.ensure_one()
+        return self._creation_note(self.origin, self.line_ids.plan_id.mapped("name"), self.invoice_id.name)
+
+    @api.model
+    def _creation_note(self, origin, plan_names=(), invoice_name=None):
+        """The first entry of an order's history: where it comes from."""
+        plan_names = list(dict.fromkeys(plan_names))
+        if origin == "plan" and plan_names:
+            return self.env._("Payment order created from service plan %s", ", ".join(plan_names))
+        if origin == "invoice" and invoice_name:
+            return self.env._("Payment order created from invoice %s", invoice_name)
+        if origin == "import":
+            return self.env._("Payment order created by an import")
+        return self.env._("Payment order created")
 
     @api.model
     def _insert_rows(self, model, rows):
@@ -500,9 +551,10 @@ class PaymentOrder(models.Model):
         amount = vals.pop("amount")
         if vals.get("line_ids"):
             raise UserError(self.env._("Give either an amount or order lines, not both."))
-        vals["line_ids"] = [
-            fields.Command.create({"name": vals.get("concept") or self.env._("Amount due"), "amount": amount})
-        ]
+        line = {"name": vals.get("concept") or self.env._("Amount due"), "amount": amount}
+        if not vals.get("concept"):
+            line["label_kind"] = "amount_due"  # said in the customer's language by the reminders
+        vals["line_ids"] = [fields.Command.create(line)]
 
     @api.model
     def _reference_sequence(self, company):
@@ -546,7 +598,12 @@ class PaymentOrder(models.Model):
         return changes
 
     def _check_immutable(self, vals):
-        for order, changed in self._changed_fields(vals, self._IMMUTABLE_FIELDS).items():
+        for order, changes in self._changed_fields(vals, self._IMMUTABLE_FIELDS).items():
+            # an invoice order's due date is its invoice's: it moves with it (README, "Invoices")
+            follows = order.invoice_id and self._follows_due_date()
+            changed = [fname for fname in changes if not (follows and fname == "due_date")]
+            if not changed:
+                continue
             raise UserError(
                 self.env._(
                     "Payment order %(order)s cannot be edited (%(fields)s). "
@@ -572,7 +629,10 @@ class PaymentOrder(models.Model):
         than the order's total (that last one the database refuses too)."""
         for order in self:
             new_state = vals.get("state", order.state)
-            if new_state != order.state and new_state not in TRANSITIONS[order.state]:
+            allowed = TRANSITIONS[order.state]
+            if self._follows_due_date():
+                allowed = allowed | DUE_DATE_TRANSITIONS.get(order.state, set())
+            if new_state != order.state and new_state not in allowed:
                 order._raise_closed(new_state)
             money = {"balance", "charges_amount"} & set(vals)
             if order.state in CLOSED_STATES and any(order._differs(fname, vals[fname]) for fname in money):
@@ -664,19 +724,92 @@ class PaymentOrder(models.Model):
                 order._message_log(body=reason)
         return True
 
-    # ------------------------------------------------------------------ actions
+    def _follow_due_date(self, due_date):
+        """Open invoice orders take their invoice's new due date; tracked in the chatter. An
+        overdue order no longer past due (in its company's today) is pending again; one now past
+        due is overdue at once."""
+        for order in self.filtered(lambda order: order.state in OPEN_STATES):
+            if not order.invoice_id:
+                raise UserError(
+                    self.env._("Only an order that comes from an invoice follows its due date: %s.", order.name)
+                )
+            if order.due_date == due_date:
+                continue
+            vals = {"due_date": due_date}
+            past_due = due_date < company_today(order.company_id)
+            if order.state == "overdue" and not past_due:
+                vals["state"] = "pending"
+            elif order.state == "pending" and past_due:
+                vals["state"] = "overdue"
+            order._track_set_log_message(
+                Markup("<p>%s</p>") % self.env._("The due date of invoice %s changed.", order.invoice_id.display_name)
+            )
+            order._internal_edit(follow_due_date=True).write(vals)
+        return True
 
-    def action_pay(self):
-        """Register the payment of the whole outstanding balance, dated today."""
+    def _write_off(self, amount, reason):
+        """Forgive ``amount`` of the balance (cents left over, a debt not worth chasing), for
+        ``reason``: a Collections Manager's decision. At zero the order is closed as paid."""
+        self.ensure_one()
+        self._check_can_write_off()
+        currency = self.currency_id
+        amount = currency.round(amount or 0.0)
+        reason = (reason or "").strip()
+        if not reason:
+            raise UserError(self.env._("Say why the amount is written off."))
+        if currency.compare_amounts(amount, 0) <= 0 or currency.compare_amounts(amount, self.balance) > 0:
+            raise UserError(
+                self.env._(
+                    "The amount written off must be more than zero and at most the balance of %(order)s, %(balance)s.",
+                    order=self.name,
+                    balance=currency.format(self.balance),
+                )
+            )
+        new_balance = currency.round(self.balance - amount)
+        note = self.env._("Written off %(amount)s: %(reason)s", amount=currency.format(amount), reason=reason)
+        if currency.is_zero(new_balance):
+            note = self.env._(
+                "%(note)s. Nothing is left to pay: the order is closed, written off (no payment received).",
+                note=note,
+            )
+        self._internal_edit().write({"written_off_amount": self.written_off_amount + amount})
+        self._set_balance(new_balance, reason=note)
+        return True
+
+    def _check_can_write_off(self):
+        if not self.env.user.has_group(MANAGER_GROUP):
+            raise AccessError(self.env._("Only Collections Managers can write off a debt."))
+        self.check_access("write")
         for order in self:
             if order.state not in OPEN_STATES:
                 raise UserError(
                     self.env._(
-                        "Only pending or overdue orders can be paid; %(order)s is %(state)s.",
+                        "Only pending or overdue orders can be written off; %(order)s is %(state)s.",
                         order=order.name,
                         state=order._state_label(),
                     )
                 )
+
+    # ------------------------------------------------------------------ actions
+
+    def action_write_off(self):
+        """The Write Off dialog of this order (Collections Managers)."""
+        self.ensure_one()
+        self._check_can_write_off()
+        return {
+            "type": "ir.actions.act_window",
+            "name": self.env._("Write Off"),
+            "res_model": "payment.order.write.off",
+            "view_mode": "form",
+            "target": "new",
+            "context": {"default_order_id": self.id},
+        }
+
+    def action_pay(self):
+        """Register the payment of the whole outstanding balance, dated today."""
+        closed = self._closed_orders_text()
+        if closed:
+            raise UserError(self.env._("Only pending or overdue orders can be paid: %s.", closed))
         self._pay()
         return True
 
@@ -686,24 +819,26 @@ class PaymentOrder(models.Model):
 
     def action_cancel(self):
         """Cancel for good: a cancelled order never comes back (README, "Payment orders")."""
-        for order in self:
-            if order.state not in OPEN_STATES:
-                raise UserError(
-                    self.env._(
-                        "Only pending or overdue orders can be cancelled; %(order)s is %(state)s.",
-                        order=order.name,
-                        state=order._state_label(),
-                    )
-                )
+        closed = self._closed_orders_text()
+        if closed:
+            raise UserError(self.env._("Only pending or overdue orders can be cancelled: %s.", closed))
         self._internal_edit().write({"state": "cancelled"})
         return True
+
+    def _closed_orders_text(self):
+        """The paid or cancelled orders among these, named with their state, for a refusal that
+        lists all of them (a bulk action is refused as a whole)."""
+        closed = self.filtered(lambda order: order.state not in OPEN_STATES)
+        return ", ".join(f"{order.name} ({order._state_label()})" for order in closed)
 
     def action_print_statement(self):
         """The account statement of the order's customer (all of the customer's open orders)."""
         return self.env.ref("payment_dunning.action_report_account_statement").report_action(self.partner_id)
 
     def action_notify(self):
-        """Send the default template now by each of its channels; say what happened."""
+        """Send the default template now by each of its channels; say what happened.
+
+        An API entry (scripts, tests): the form's Notify button opens the composer instead."""
         closed = self.filtered(lambda order: order.state not in OPEN_STATES)
         if closed:
             raise UserError(
@@ -742,34 +877,8 @@ class PaymentOrder(models.Model):
         """A notification telling, message by message, what happened."""
         notifications = notifications.sudo()
         notifications.invalidate_recordset()
-        lines = []
-        for notification in notifications:
-            channel = notification._channel_label()
-            if notification.state == "sent":
-                lines.append(
-                    self.env._("%(channel)s to %(recipient)s: sent", channel=channel, recipient=notification.recipient)
-                )
-            elif notification.state == "queued" and notification.next_attempt_at:
-                lines.append(
-                    self.env._(
-                        "%(channel)s: %(reason)s. Queued, next attempt at %(when)s.",
-                        channel=channel,
-                        reason=notification.error,
-                        when=format_datetime(self.env, notification.next_attempt_at, dt_format="short"),
-                    )
-                )
-            elif notification.state == "queued":
-                lines.append(
-                    self.env._(
-                        "%(channel)s: queued, the send queue sends it (gateway at its rate limit).", channel=channel
-                    )
-                )
-            else:
-                lines.append(
-                    self.env._(
-                        "%(channel)s: %(reason)s", channel=channel, reason=notification.error or notification.state
-                    )
-                )
+        queue_active = self._send_queue_active()
+        lines = [self._notify_outcome_text(notification, queue_active) for notification in notifications]
         failed = notifications.filtered(lambda n: n.state != "sent")
         return {
             "type": "ir.actions.client",
@@ -782,6 +891,51 @@ class PaymentOrder(models.Model):
                 "next": {"type": "ir.actions.act_window_close"},
             },
         }
+
+    @api.model
+    def _send_queue_active(self):
+        """Whether the send queue job runs: a message left queued is only retried when it does."""
+        cron = self.env.ref("payment_dunning.cron_payment_order_send_queue", raise_if_not_found=False)
+        return bool(cron and cron.sudo().active)
+
+    @api.model
+    def _notify_outcome_text(self, notification, queue_active):
+        """What happened to one message, as the user should read it: sent, queued (and when it is
+        retried), or failed (and what to do)."""
+        channel = notification._channel_label()
+        recipient = notification.recipient or ""
+        if notification.state == "sent":
+            return self.env._("%(channel)s sent to %(recipient)s", channel=channel, recipient=recipient)
+        reason = notification.error or notification._fields["state"].convert_to_export(notification.state, notification)
+        reason = reason.rstrip(". ")  # the texts below end their own sentence
+        if notification.state == "queued" and not notification.failure_type and not notification.next_attempt_at:
+            reason = self.env._("the gateway is at its rate limit")
+        if notification.state == "queued" and queue_active:
+            if notification.next_attempt_at:
+                return self.env._(
+                    "%(channel)s to %(recipient)s: %(reason)s; queued, retried at %(when)s",
+                    channel=channel,
+                    recipient=recipient,
+                    reason=reason,
+                    when=format_datetime(self.env, notification.next_attempt_at, dt_format="HH:mm"),
+                )
+            return self.env._(
+                "%(channel)s to %(recipient)s: %(reason)s; queued, sent by the send queue in a few minutes",
+                channel=channel,
+                recipient=recipient,
+                reason=reason,
+            )
+        if notification.state == "queued":
+            # nothing will send it by itself: the user has to
+            return self.env._(
+                "%(channel)s to %(recipient)s failed: %(reason)s. Use Retry in Communications",
+                channel=channel,
+                recipient=recipient,
+                reason=reason,
+            )
+        return self.env._(
+            "%(channel)s to %(recipient)s failed: %(reason)s", channel=channel, recipient=recipient, reason=reason
+        )
 
     def _log_reminder_failed(self, notification):
         body = Markup("<p>%s</p>") % self.env._(
@@ -825,9 +979,11 @@ class PaymentOrder(models.Model):
     def _cron_mark_overdue(self):
         """Pending orders whose due date has passed, in their company's timezone, become overdue.
 
-        One set-based UPDATE for every company at once: the ORM's per-record write and tracking
-        would not hold at hundreds of thousands of orders. Rows a concurrent run already holds
-        are skipped; it marks them itself.
+        One set-based statement for every company at once: the UPDATE, and each flipped order's
+        tracking entry in its chatter (as the ORM's tracking of ``state`` writes it), inserted from
+        the rows the UPDATE returns. The ORM's per-record write and tracking would not hold at
+        hundreds of thousands of orders. Rows a concurrent run already holds are skipped; it marks
+        them itself.
         """
         companies = self.env["res.company"].sudo().search([])  # pylint: disable=no-search-all
         if not companies:
@@ -835,27 +991,38 @@ class PaymentOrder(models.Model):
         self.env["payment.order"].flush_model(["state", "due_date", "company_id"])
         # the rows are picked and locked once, by a join (a hash join at any size): a correlated
         # IN (SELECT … FOR UPDATE) becomes a per-row subplan once PostgreSQL expects its list not to
-        # fit in work_mem (README, "Scale")
-        self.env.cr.execute(
-            SQL(
-                """
-            WITH due AS (
+        # fit in work_mem (README, "Scale"). Each flipped order gets its tracking entry in the same
+        # statement: the history never shows a change that did not happen, nor misses one
+        flip = SQL(
+            """
+            due AS (
                 SELECT o.id
                   FROM payment_order o
                   JOIN (VALUES %(today)s) AS c(company_id, today) ON c.company_id = o.company_id
                  WHERE o.state = 'pending' AND o.due_date < c.today
                    FOR UPDATE OF o SKIP LOCKED
+            ),
+            flipped AS (
+                UPDATE payment_order o
+                   SET state = 'overdue', write_date = (now() AT TIME ZONE 'UTC'), write_uid = %(uid)s
+                  FROM due
+                 WHERE o.id = due.id
+             RETURNING o.id
             )
-            UPDATE payment_order o
-               SET state = 'overdue', write_date = (now() AT TIME ZONE 'UTC'), write_uid = %(uid)s
-              FROM due
-             WHERE o.id = due.id
             """,
-                uid=self.env.uid,
-                today=collection.company_days_values(collection.company_days(companies)),
-            )
+            uid=self.env.uid,
+            today=collection.company_days_values(collection.company_days(companies)),
         )
-        count = self.env.cr.rowcount
+        count = chatter.log_tracking_sql(
+            self.env,
+            self._name,
+            SQL("SELECT id FROM flipped"),
+            "state",
+            "pending",
+            "overdue",
+            author=self.env.ref("base.partner_root"),
+            with_=flip,
+        )
         self.env["payment.order"].invalidate_model(["state", "write_date", "write_uid"])
         _logger.info("Marked %d payment orders overdue", count)
         return count

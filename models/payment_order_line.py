@@ -25,6 +25,20 @@ class PaymentOrderLine(models.Model):
         readonly=True,
         help="Due date of the plan's period that this line bills.",
     )
+    # What the label is made of, so that a reminder says it in the customer's language rather than in
+    # the language of whoever created the line (``name`` keeps the creator's wording for display).
+    label_kind = fields.Selection(
+        [("text", "Text"), ("installment", "Installment"), ("amount_due", "Amount Due")],
+        readonly=True,
+        help="Text (or empty): the description as written. Installment: the plan's service and the "
+        "installment number. Amount due: the generic label of a one-amount order.",
+    )
+    installment_number = fields.Integer(readonly=True)
+    installment_count = fields.Integer(readonly=True)
+    label = fields.Char(
+        compute="_compute_label",
+        help="The description in the language of the context (the customer's, when a reminder is rendered).",
+    )
 
     _sql_constraints = [
         (
@@ -33,6 +47,31 @@ class PaymentOrderLine(models.Model):
             "A service plan is billed only once for each due date.",
         ),
     ]
+
+    @api.depends("name", "label_kind", "installment_number", "installment_count", "plan_id.name")
+    @api.depends_context("lang")
+    def _compute_label(self):
+        for line in self:
+            line.label = line._render_label()
+
+    def _render_label(self):
+        self.ensure_one()
+        if self.label_kind == "installment" and self.plan_id:
+            return self._installment_label(self.plan_id.name, self.installment_number, self.installment_count)
+        if self.label_kind == "amount_due":
+            return self._amount_due_label()
+        # text, or a line made before the label was stored: its description as written
+        return self.name or ""
+
+    @api.model
+    def _installment_label(self, service, number, count):
+        return self.env._(
+            "%(service)s (installment %(number)s of %(count)s)", service=service, number=number, count=count
+        )
+
+    @api.model
+    def _amount_due_label(self):
+        return self.env._("Amount due")
 
     @api.model_create_multi
     def create(self, vals_list):

@@ -8,7 +8,7 @@ import psycopg2.errors
 from markupsafe import Markup, escape
 
 from odoo import api, fields, models, tools
-from odoo.exceptions import UserError, ValidationError
+from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tools import SQL, email_normalize
 from odoo.tools.mail import generate_tracking_message_id
 
@@ -18,6 +18,8 @@ from ..tools.collection import OPEN_STATES, company_today
 _logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS_DEFAULT = 3
+# a message still to go out (the Communications' "Active" filter, with those of open orders)
+ACTIVE_STATES = ("queued", "sending")
 # advisory lock classes: "a worker is sending this message" (session lock, gone with the worker)
 # and "a worker is counting this gateway's rate" (transaction lock)
 SENDING_LOCK = 746021
@@ -26,6 +28,7 @@ SMTP_TIMEOUT_DEFAULT = 20
 # without a cron time limit, a call stops starting new messages after this many seconds
 DEFAULT_TIME_BUDGET = 60
 MAX_CLAIM_CONFLICTS = 10
+USER_GROUP = "payment_dunning.group_payment_dunning_user"
 # messages claimed, then rendered, together (each still goes out and is recorded on its own)
 CLAIM_CHUNK = 50
 # chatter entries of sent messages are written in batches of this many messages
@@ -53,7 +56,9 @@ class _SendRun:
     def __init__(self, env, batch_size, budget, ids=None):
         self.batch_size = batch_size
         self.stop_at = time.monotonic() + budget
-        self.ids = ids
+        # a user's send now (Notify, Retry): these lines, at once, each claimed once in this call
+        self.ids = list(ids) if ids is not None else None
+        self.closed_company_ids = set()  # outside their sending window: their messages wait
         self.done = 0
         self.handled_ids = []
         self.gateways = {}  # company id -> qrapi.connector (sudo), as chosen for WhatsApp
@@ -62,6 +67,10 @@ class _SendRun:
         self.smtp = SmtpSessions(env, env["payment.order.notification"]._smtp_timeout())
         self.unlogged_ids = []  # sent lines whose chatter entries are written by the batch
         self._apis = {}  # gateway id -> transport, its settings read once per call
+
+    @property
+    def manual(self):
+        return self.ids is not None
 
     def wants_more(self):
         return self.done < self.batch_size and time.monotonic() < self.stop_at
@@ -125,6 +134,11 @@ class PaymentOrderNotification(models.Model):
         help="Why the last attempt failed; a queued message with a failure type waits for its next attempt.",
     )
     recipient = fields.Char(readonly=True, help="Email address or WhatsApp number the message went to.")
+    fixed_recipient = fields.Char(
+        readonly=True,
+        help="The contact this message is for when the customer's reminders go to all of their contacts "
+        "(Settings); otherwise empty, and the customer's first contact at sending time is used.",
+    )
     subject = fields.Char(readonly=True)
     body = fields.Text(readonly=True, help="The text as the customer received it.")
     attempts = fields.Integer(readonly=True, default=0)
@@ -141,6 +155,22 @@ class PaymentOrderNotification(models.Model):
         string="Queued On",
         readonly=True,
         help="The company's day on which the message was queued; dunning intervals count from it.",
+    )
+    subject_override = fields.Char(
+        string="Subject as Written",
+        readonly=True,
+        help="The subject written in the composer, sent instead of the template's.",
+    )
+    body_override = fields.Text(
+        string="Text as Written",
+        readonly=True,
+        help="The text written in the composer, sent instead of the template's (its variables are filled in).",
+    )
+    is_active = fields.Boolean(
+        string="Active",
+        compute="_compute_is_active",
+        search="_search_is_active",
+        help="Still in progress: waiting in the queue, or about an order that is still pending or overdue.",
     )
     dedupe_key = fields.Char(readonly=True, copy=False, help="Makes a dunning run queue each message once.")
     chatter_pending = fields.Boolean(
@@ -172,25 +202,70 @@ class PaymentOrderNotification(models.Model):
     # ------------------------------------------------------------------ queueing
 
     @api.model
-    def _queue(self, template, orders):
-        """One queued message per customer and channel of ``template`` for ``orders``."""
+    def _queue(self, template, orders, channels=None, subject=None, body=None):
+        """One queued message per customer and channel of ``template`` for ``orders``.
+
+        ``channels`` ("email", "whatsapp"), when given, are the channels chosen instead of the
+        template's; ``subject`` and ``body``, when given, are sent instead of the template's (the
+        composer's text for one customer; the template still decides the statement attachment).
+        """
+        chosen = template._channels() if channels is None else [c for c in ("email", "whatsapp") if c in channels]
         vals_list = []
         groups = collections.defaultdict(lambda: orders.browse())
         for order in orders:
             groups[order.partner_id, order.company_id] |= order
         for (partner, company), partner_orders in groups.items():
-            for channel in template._channels():
-                vals_list.append(
-                    {
-                        "order_ids": [fields.Command.set(partner_orders.ids)],
-                        "partner_id": partner.id,
-                        "company_id": company.id,
-                        "template_id": template.id,
-                        "channel": channel,
-                        "run_date": company_today(company),
-                    }
-                )
+            for channel in chosen:
+                for recipient in self._queued_recipients(partner, channel):
+                    vals_list.append(
+                        {
+                            "subject_override": subject or False,
+                            "body_override": body or False,
+                            "order_ids": [fields.Command.set(partner_orders.ids)],
+                            "partner_id": partner.id,
+                            "company_id": company.id,
+                            "template_id": template.id,
+                            "channel": channel,
+                            "recipient": recipient,
+                            "fixed_recipient": recipient,
+                            "run_date": company_today(company),
+                        }
+                    )
         return self.create(vals_list)
+
+    @api.model
+    def _queued_recipients(self, partner, channel):
+        """The recipients a message is queued for, one line each: with the contact mode "all", every
+        contact of the channel; otherwise one line whose recipient the send resolves (False), so that a
+        contact corrected meanwhile is the one used."""
+        recipients = partner._collection_recipients(channel)
+        if len(recipients) > 1:
+            return recipients
+        return [False]
+
+    @api.depends("state", "order_ids.state")
+    def _compute_is_active(self):
+        for line in self:
+            line.is_active = line.state in ACTIVE_STATES or any(order.state in OPEN_STATES for order in line.order_ids)
+
+    def _search_is_active(self, operator, value):
+        """Active: queued (or sending), or about an order still open; found in one query."""
+        if operator not in ("=", "!=") or not isinstance(value, bool):
+            raise UserError(self.env._("Search active communications with = or != and True or False."))
+        self.flush_model(["state"])
+        self.env["payment.order"].flush_model(["state"])
+        active = SQL(
+            """
+            (SELECT line.id FROM payment_order_notification line WHERE line.state IN %s
+             UNION
+             SELECT rel.notification_id FROM payment_order_notification_rel rel
+               JOIN payment_order o ON o.id = rel.order_id
+              WHERE %s)
+            """,
+            ACTIVE_STATES,
+            collection.open_state_sql("o"),
+        )
+        return [("id", "in" if (operator == "=") == value else "not in", active)]
 
     @api.constrains("order_ids", "partner_id", "company_id")
     def _check_orders_match(self):
@@ -222,6 +297,8 @@ class PaymentOrderNotification(models.Model):
         then each one is marked attempted and committed before it leaves, and its outcome is
         committed: a crash or a second worker never sends it twice, and one bad message never holds
         the others back. A call stops starting messages before the cron worker's time limit.
+        Each company's messages go out only inside its sending window (Settings), in its collections
+        timezone; outside, they stay queued and the job is called again when the window opens.
         """
         self._recover_interrupted()
         self._log_orphan_chatter()
@@ -229,16 +306,37 @@ class PaymentOrderNotification(models.Model):
         self.env["ir.cron"]._notify_progress(done=run.done, remaining=self._due_count(run))
         return run.done
 
+    def _send_now(self):
+        """Send the queued messages of ``self`` at once: a user's deliberate act (Notify, Retry, the composer).
+
+        Neither the sending window nor a pending retry delay holds them, and the automatic tasks
+        need not be on. Each line is claimed as the send queue claims it, so a cron running at the
+        same time never sends it twice. Returns the lines handled (sent, failed, or waiting again).
+        """
+        self._check_send_access()
+        lines = self.sudo()
+        if not lines:
+            return lines
+        run = lines._send_loop(batch_size=len(lines), budget=lines._time_budget(), ids=lines.ids)
+        return lines.browse(run.handled_ids)
+
     def _send(self):
-        """Send the queued messages of ``self`` now (Notify, Retry), whatever the automatic tasks."""
-        if not self:
-            return self
-        run = self._send_loop(batch_size=len(self), budget=self._time_budget(), ids=self.ids)
-        return self.browse(run.handled_ids)
+        """Kept for the callers of before ``_send_now``."""
+        return self._send_now()
+
+    def _check_send_access(self):
+        """Only Collections users send, and only the lines their companies let them read."""
+        if self.env.su:
+            return
+        if not self.env.user.has_group(USER_GROUP):
+            raise AccessError(self.env._("Only Collections users can send reminders."))
+        self.check_access("read")
 
     @api.model
     def _send_loop(self, batch_size, budget, ids=None):
         run = _SendRun(self.env, batch_size, budget, ids=ids)
+        if not run.manual:
+            self._hold_closed_windows(run)
         try:
             while run.wants_more():
                 claimed = self._claim(run, min(CLAIM_CHUNK, run.batch_size - run.done))
@@ -308,6 +406,9 @@ class PaymentOrderNotification(models.Model):
 
         # another worker may commit a row after our snapshot began: pick again
         ids = collection.retry_serialization(self.env.cr, claim, attempts=MAX_CLAIM_CONFLICTS)
+        if run.manual:
+            # each line of a send now is attempted once: one that fails and waits is not taken again
+            run.ids = [line_id for line_id in run.ids if line_id not in set(ids)]
         self._commit()
         self.invalidate_model(["state", "attempted_at"])
         return self.browse(ids)
@@ -315,16 +416,43 @@ class PaymentOrderNotification(models.Model):
     @api.model
     def _due_condition(self, run):
         self.flush_model()
-        conditions = [
-            SQL("state = 'queued' AND (next_attempt_at IS NULL OR next_attempt_at <= %s)", fields.Datetime.now())
-        ]
-        if run.ids is not None:
-            conditions.append(SQL("id = ANY(%s)", list(run.ids)))
+        if run.manual:
+            # sent now: whatever their retry delay or their company's sending window
+            conditions = [SQL("state = 'queued' AND id = ANY(%s)", list(run.ids))]
+        else:
+            conditions = [
+                SQL("state = 'queued' AND (next_attempt_at IS NULL OR next_attempt_at <= %s)", fields.Datetime.now())
+            ]
+        if run.closed_company_ids:
+            conditions.append(SQL("NOT (company_id = ANY(%s))", sorted(run.closed_company_ids)))
         if run.blocked_company_ids:
             conditions.append(
                 SQL("NOT (channel = 'whatsapp' AND company_id = ANY(%s))", sorted(run.blocked_company_ids))
             )
         return SQL(" AND ").join(conditions)
+
+    @api.model
+    def _hold_closed_windows(self, run):
+        """The companies outside their sending window keep their messages queued (no attempt counted);
+        the send queue is called again when the first of their windows opens."""
+        self.flush_model(["state", "company_id"])
+        self.env.cr.execute("SELECT DISTINCT company_id FROM payment_order_notification WHERE state = 'queued'")
+        companies = self.env["res.company"].sudo().browse([row[0] for row in self.env.cr.fetchall()])
+        if not companies:
+            return
+        now = fields.Datetime.now()
+        openings = companies._dunning_window_openings(now)
+        run.closed_company_ids = {company_id for company_id, opening in openings.items() if opening != now}
+        next_opening = min((openings[company_id] or now for company_id in run.closed_company_ids), default=now)
+        if next_opening > now:
+            self._trigger_send_queue_at(next_opening)
+
+    @api.model
+    def _trigger_send_queue_at(self, when):
+        """Call the send queue at ``when`` (once: every call of a closed window asks for the same time)."""
+        cron = self.env.ref("payment_dunning.cron_payment_order_send_queue").sudo()
+        if not self.env["ir.cron.trigger"].sudo().search_count([("cron_id", "=", cron.id), ("call_at", "=", when)]):
+            cron._trigger(when)
 
     def _unclaim(self):
         """Claimed but never attempted: back to the queue, as they were."""
@@ -439,7 +567,9 @@ class PaymentOrderNotification(models.Model):
         message = {
             "orders": orders,
             "template": template,
-            "text": template._render_body(orders),
+            "text": template._render_text(self.body_override, orders)
+            if self.body_override
+            else template._render_body(orders),
             "company_id": self.company_id.id,
             "channel": self.channel,
         }
@@ -447,15 +577,15 @@ class PaymentOrderNotification(models.Model):
             message.update(self._account_statement())
         if self.channel == "email":
             partner = self.partner_id
-            recipient = email_normalize(partner.collection_email or partner.email or "")
+            recipient = self.fixed_recipient or email_normalize(partner.collection_email or partner.email or "")
             if not recipient:
                 raise DeliveryError(
                     self.env._("%s has neither a collection email nor an email address.", partner.display_name),
                     "no_contact",
                 )
-            message.update(recipient=recipient, subject=template._render_subject(orders))
+            message.update(recipient=recipient, subject=self._render_subject(template, orders))
             return message
-        number = self.partner_id.collection_whatsapp
+        number = self.fixed_recipient or self.partner_id.collection_whatsapp
         if not number:
             raise DeliveryError(self.env._("%s has no WhatsApp number.", self.partner_id.display_name), "no_contact")
         gateway = self._gateway(run)
@@ -465,6 +595,11 @@ class PaymentOrderNotification(models.Model):
             )
         message.update(recipient=number, gateway=gateway, rate_limit=gateway.rate_limit, api=run.api(gateway))
         return message
+
+    def _render_subject(self, template, orders):
+        if not self.subject_override:
+            return template._render_subject(orders)
+        return template._render_text(self.subject_override, orders).replace("\n", " ").strip()
 
     def _statement_report(self):
         """The statement report as the send job renders it: of this message's company only."""
@@ -809,6 +944,8 @@ class PaymentOrderNotification(models.Model):
             ("next_attempt_at", "=", False),
             ("next_attempt_at", "<=", fields.Datetime.now()),
         ]
+        if run and run.closed_company_ids:
+            domain.append(("company_id", "not in", list(run.closed_company_ids)))
         if run and run.blocked_company_ids:
             domain += ["!", "&", ("channel", "=", "whatsapp"), ("company_id", "in", list(run.blocked_company_ids))]
         return self.search_count(domain)
@@ -822,8 +959,9 @@ class PaymentOrderNotification(models.Model):
     # ------------------------------------------------------------------ actions
 
     def action_retry(self):
-        """Send the selected failed (or waiting) messages again now, whatever the automatic tasks."""
-        self.check_access("read")
+        """Send the selected failed (or waiting) messages again now, whatever the automatic tasks and
+        the sending window: a user's deliberate act."""
+        self._check_send_access()
         retry = self.filtered(lambda n: n.state == "failed" or (n.state == "queued" and n.failure_type))
         if not retry:
             raise UserError(
@@ -831,5 +969,5 @@ class PaymentOrderNotification(models.Model):
             )
         retry.sudo().write({"state": "queued", "next_attempt_at": False, "attempts": 0})
         self._commit()
-        retry.sudo()._send()
+        retry._send_now()
         return self.env["payment.order"]._notify_result_action(retry.sudo())

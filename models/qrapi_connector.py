@@ -17,11 +17,12 @@ ALLOWLIST_PARAM = "payment_dunning.outbound_allowlist"
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 # Request shapes of the WhatsApp gateways we know. QRAPI's API is not public: its default is the
-# shape of Whaticket-style per-connection gateways.
+# shape of Whaticket-style per-connection gateways, which have no status endpoint (Test connection
+# then sends a real message to a number the user checks).
 PRESETS = {
     "qrapi": {
         "text_path": "/api/messages/send",
-        "status_path": "/api/messages/send",
+        "status_path": "",
         "auth_header": "Authorization",
         "auth_prefix": "Bearer ",
         "number_field": "number",
@@ -103,7 +104,11 @@ class QrapiConnector(models.Model):
     )
     instance = fields.Char(help="Instance (Evolution API) or session (WAHA) name, used as {instance}.")
     text_path = fields.Char(default=PRESETS["qrapi"]["text_path"], required=True)
-    status_path = fields.Char(default=PRESETS["qrapi"]["status_path"], help="Checked by Test connection.")
+    status_path = fields.Char(
+        default=PRESETS["qrapi"]["status_path"],
+        help="Read with the key by Test connection. Empty (or the send path): Test connection sends a real "
+        "message to a number you check instead.",
+    )
     auth_header = fields.Char(default=PRESETS["qrapi"]["auth_header"], required=True)
     auth_prefix = fields.Char(default=PRESETS["qrapi"]["auth_prefix"], help="Text before the key, e.g. 'Bearer '.")
     number_field = fields.Char(default=PRESETS["qrapi"]["number_field"], required=True)
@@ -284,16 +289,30 @@ class QrapiConnector(models.Model):
         return max((oldest + timedelta(seconds=60) - now).total_seconds(), 0.1)
 
     def action_test_connection(self):
-        """Ask the gateway for its status with the key; report success or the exact reason."""
+        """Prove that the gateway takes the API key: its status endpoint read with the key when the
+        preset has one, else a real message to a number the user checks (a wizard).
+
+        Nothing short of that proves the key: an empty message may be refused before the key is read.
+        """
         self.ensure_one()
-        self._api().check_status()
-        return {
-            "type": "ir.actions.client",
-            "tag": "display_notification",
-            "params": {
-                "type": "success",
-                "title": self.env._("Connection OK"),
-                "message": self.env._("The WhatsApp gateway %s accepted the API key.", self.url),
-                "sticky": False,
-            },
-        }
+        self.check_access("write")
+        api = self._api()
+        if not api.has_status_endpoint():
+            return self.env["qrapi.connector.test"]._open_for(self)
+        state = api.check_status()
+        proof = self.env._(
+            "Proof: the status endpoint %(path)s of %(url)s answered with the API key.",
+            path=api.status_path(),
+            url=self.url,
+        )
+        if state:
+            proof += " " + self.env._("The gateway reports the WhatsApp number as: %s.", state)
+        return result_notification("success", self.env._("Connection OK"), proof)
+
+
+def result_notification(kind, title, message, sticky=False):
+    return {
+        "type": "ir.actions.client",
+        "tag": "display_notification",
+        "params": {"type": kind, "title": title, "message": message, "sticky": sticky},
+    }

@@ -1,14 +1,14 @@
-from datetime import datetime, time, timedelta
-
-import pytz
-
 from odoo import api, fields, models
+from odoo.addons.base.models.res_partner import _tz_get
 from odoo.exceptions import AccessError, ValidationError
 
+from ..tools import collection
 from ..tools.http_deadline import Allowlist, AllowlistError
 from .qrapi_connector import ALLOWLIST_PARAM
+from .res_company import WEEKDAY_FIELDS, check_sending_window
 
 GENERATION_CRON = "payment_dunning.cron_service_plan_generate_orders"
+DUNNING_RUN_CRON = "payment_dunning.cron_dunning_run"
 INVOICE_CRON = "payment_dunning.cron_payment_order_from_invoices"
 AUTOMATIC_CRONS = (
     GENERATION_CRON,
@@ -31,6 +31,15 @@ DUNNING_PARAMS = {
     "dunning_invoice_orders": "payment_dunning.invoice_orders",
     "dunning_connector_id": "payment_dunning.connector_id",
     "dunning_batch_size": "payment_dunning.batch_size",
+    "dunning_run_hour": "payment_dunning.run_hour",
+    "dunning_contact_mode": "payment_dunning.contact_mode",
+}
+# The settings of each company (its collections timezone and sending window): field -> res.company field.
+DUNNING_COMPANY_FIELDS = {
+    "dunning_collection_tz": "collection_tz",
+    "dunning_window_start": "dunning_window_start",
+    "dunning_window_end": "dunning_window_end",
+    **{name: name for name in WEEKDAY_FIELDS},
 }
 
 
@@ -59,8 +68,41 @@ class PaymentDunningSettingsMixin(models.AbstractModel):
     dunning_generation_hour = fields.Float(
         string="Generation Hour",
         default=9.0,
-        help="Hour of the day (company time) at which orders are generated.",
+        help="Hour of the day (collections timezone) at which orders are generated.",
     )
+    dunning_run_hour = fields.Float(
+        string="Dunning Run Hour",
+        default=8.0,
+        help="Hour of the day (collections timezone) at which the dunning rules queue their reminders.",
+    )
+    dunning_contact_mode = fields.Selection(
+        [("first", "First contact only"), ("all", "All contacts")],
+        string="Reminder Recipients",
+        default="first",
+        help="Whom of a customer's collection contacts each reminder goes to.",
+    )
+    # the company's (res.company), loaded and saved with the others
+    dunning_collection_tz = fields.Selection(
+        _tz_get,
+        string="Collections Timezone",
+        help="The company's day and hours for Collections: when an order is overdue, the hours of the daily "
+        "jobs and the sending window.",
+    )
+    dunning_window_start = fields.Float(
+        string="Send From",
+        default=8.0,
+        help="Automatic reminders go out from this hour to the end hour, on the chosen weekdays except "
+        "holidays (collections timezone); outside, they wait in the queue. Notify and Retry send at once, "
+        "whatever the hour.",
+    )
+    dunning_window_end = fields.Float(string="Send Until", default=20.0)
+    dunning_send_mon = fields.Boolean(string="Monday", default=True)
+    dunning_send_tue = fields.Boolean(string="Tuesday", default=True)
+    dunning_send_wed = fields.Boolean(string="Wednesday", default=True)
+    dunning_send_thu = fields.Boolean(string="Thursday", default=True)
+    dunning_send_fri = fields.Boolean(string="Friday", default=True)
+    dunning_send_sat = fields.Boolean(string="Saturday", default=True)
+    dunning_send_sun = fields.Boolean(string="Sunday", default=False)
     dunning_notifications = fields.Boolean(
         string="Automatic Notifications",
         help="Generated orders and dunning rules send reminders automatically.",
@@ -100,13 +142,25 @@ class PaymentDunningSettingsMixin(models.AbstractModel):
             if template and settings.dunning_template_body and template.body != settings.dunning_template_body:
                 template.body = settings.dunning_template_body
 
-    @api.constrains("dunning_generation_hour", "dunning_days_before_due")
+    @api.constrains("dunning_generation_hour", "dunning_days_before_due", "dunning_run_hour")
     def _check_generation_schedule(self):
         for settings in self:
             if not 0 <= settings.dunning_generation_hour < 24:
                 raise ValidationError(self.env._("The generation hour must be between 00:00 and 23:59."))
+            if not 0 <= settings.dunning_run_hour < 24:
+                raise ValidationError(self.env._("The dunning run hour must be between 00:00 and 23:59."))
             if settings.dunning_days_before_due < 0:
                 raise ValidationError(self.env._("The days before the due date cannot be negative."))
+
+    @api.constrains("dunning_window_start", "dunning_window_end", *WEEKDAY_FIELDS)
+    def _check_sending_window(self):
+        for settings in self:
+            check_sending_window(
+                self.env,
+                settings.dunning_window_start,
+                settings.dunning_window_end,
+                [settings[name] for name in WEEKDAY_FIELDS],
+            )
 
     # ------------------------------------------------------------------ parameters
 
@@ -130,10 +184,31 @@ class PaymentDunningSettingsMixin(models.AbstractModel):
                     elif field.type == "many2one":
                         # a deleted record does not block the screen
                         value = self.env[field.comodel_name].browse(int(raw)).exists().id
+                    elif field.type == "selection":
+                        value = raw if raw in dict(field._description_selection(self.env)) else default
                 except (TypeError, ValueError):
                     value = default
             values[name] = value
         return values
+
+    def _dunning_get_company_values(self, company):
+        """The settings of ``company`` ({field: value}): its collections timezone and sending window."""
+        company = company.sudo()
+        return {name: company[company_field] for name, company_field in DUNNING_COMPANY_FIELDS.items()}
+
+    def _dunning_set_company_values(self):
+        """Store the company's settings (as superuser: the caller checked who may); the changed ones only."""
+        if not self.env.su and self.company_id not in self.env.user.company_ids:
+            raise AccessError(self.env._("You can only change the Collections settings of your own companies."))
+        company = self.company_id.sudo()
+        changes = {
+            company_field: self[name]
+            for name, company_field in DUNNING_COMPANY_FIELDS.items()
+            if self[name] != company[company_field]
+        }
+        if changes:
+            company.write(changes)
+        return changes
 
     def _dunning_param_text(self, name):
         """What ``ir.config_parameter`` stores for a field; None removes the parameter.
@@ -155,11 +230,12 @@ class PaymentDunningSettingsMixin(models.AbstractModel):
         self.ensure_one()
         params = self.env["ir.config_parameter"].sudo()
         was_on = bool(params.get_param("payment_dunning.automatic_tasks"))
-        old_hour = self._dunning_get_params()["dunning_generation_hour"]
+        old = self._dunning_get_params()
         for name, key in DUNNING_PARAMS.items():
             text = self._dunning_param_text(name)
             if (params.get_param(key) or None) != text:
                 params.set_param(key, text if text is not None else False)
+        tz_changed = "collection_tz" in self._dunning_set_company_values()
         # the jobs are switched as superuser too: managers cannot read ir.cron
         for xmlid in AUTOMATIC_CRONS:
             cron = self.sudo().env.ref(xmlid, raise_if_not_found=False)
@@ -168,26 +244,34 @@ class PaymentDunningSettingsMixin(models.AbstractModel):
         invoice_cron = self.sudo().env.ref(INVOICE_CRON, raise_if_not_found=False)
         if invoice_cron:
             invoice_cron.active = self.dunning_automatic_tasks and self.dunning_invoice_orders
-        if self.dunning_automatic_tasks and (not was_on or old_hour != self.dunning_generation_hour):
-            self._reschedule_generation()
+        if self.dunning_automatic_tasks:
+            moved = not was_on or tz_changed
+            if moved or old["dunning_generation_hour"] != self.dunning_generation_hour:
+                self._reschedule_generation()
+            if moved or old["dunning_run_hour"] != self.dunning_run_hour:
+                self._reschedule_dunning_run()
 
     def _reschedule_generation(self):
         """Next run of the generation job at the configured hour of the company's day."""
-        cron = self.sudo().env.ref(GENERATION_CRON, raise_if_not_found=False)
+        self._reschedule(GENERATION_CRON, self.dunning_generation_hour)
+
+    def _reschedule_dunning_run(self):
+        """Next dunning run at the configured hour of the company's day."""
+        self._reschedule(DUNNING_RUN_CRON, self.dunning_run_hour)
+
+    def _reschedule(self, xmlid, hour):
+        cron = self.sudo().env.ref(xmlid, raise_if_not_found=False)
         if cron:
-            cron.nextcall = self._next_generation_time(fields.Datetime.now())
+            cron.nextcall = self._next_time_at(hour, fields.Datetime.now())
 
     def _next_generation_time(self, now):
-        """The first moment after ``now`` (naive UTC) at the generation hour in the company's timezone."""
-        tz = pytz.timezone(self.company_id.partner_id.tz or "UTC")
-        hours, minutes = divmod(min(round(self.dunning_generation_hour * 60), 24 * 60 - 1), 60)
-        local_now = pytz.utc.localize(now).astimezone(tz)
-        run_date = local_now.date()
-        while True:
-            local_run = tz.localize(datetime.combine(run_date, time(hours, minutes)))
-            if local_run > local_now:
-                return local_run.astimezone(pytz.utc).replace(tzinfo=None)
-            run_date += timedelta(days=1)
+        """The first moment after ``now`` (naive UTC) at the generation hour in the collections timezone."""
+        return self._next_time_at(self.dunning_generation_hour, now)
+
+    def _next_time_at(self, hour, now):
+        """The first moment after ``now`` (naive UTC) at ``hour`` of the company's day (its collections
+        timezone, as saved with these settings)."""
+        return collection.next_local_time(self.company_id, min(hour, 24 - 1 / 60), now)
 
     def _check_dunning_manager(self):
         if not (self.env.su or self.env.user.has_group(MANAGER_GROUP)):
@@ -217,6 +301,7 @@ class ResConfigSettings(models.TransientModel):  # pylint: disable=no-wizard-in-
     def get_values(self):
         values = super().get_values()
         values.update(self._dunning_get_params())
+        values.update(self._dunning_get_company_values(self.env.company))
         return values
 
     def set_values(self):

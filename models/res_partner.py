@@ -1,6 +1,16 @@
+import re
+
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
 from odoo.tools import SQL, email_normalize
+
+# the first mobile and the first email of a customer's contact points (res_partner_collection_contact.py)
+DEFAULT_FIELDS = {"mobile": "collection_whatsapp", "email": "collection_email"}
+# context key: the addon is keeping the default fields and the contact points in step; its value is
+# an object no JSON-RPC or XML-RPC client can send (README, "Security")
+SYNC_KEY = "payment_dunning_contact_sync"
+SYNC_SENTINEL = object()
+CONTACT_MODE_PARAM = "payment_dunning.contact_mode"
 
 DOCUMENT_TYPES = [
     ("dni", "National ID (DNI)"),
@@ -40,8 +50,23 @@ class ResPartner(models.Model):
         "country code takes the country of the customer, else of the company.",
     )
     collection_other_contacts = fields.Char(
-        string="Other Mobiles and Emails",
-        help="Further mobiles and emails of the customer, as imported (up to five of each).",
+        string="Contact Notes",
+        readonly=True,
+        help="What an earlier import left in the customer's text of further contacts that is neither a "
+        "mobile nor an email: the mobiles and emails it held are now in the list of contact points.",
+    )
+    collection_contact_ids = fields.One2many(
+        "res.partner.collection.contact",
+        "partner_id",
+        string="Mobiles and Emails",
+        groups="payment_dunning.group_payment_dunning_user",
+        help="Up to five mobiles and five emails; the first of each is the default (WhatsApp Number, "
+        "Collection Email).",
+    )
+    collection_message_count = fields.Integer(
+        string="Communications",
+        compute="_compute_collection_message_count",
+        groups="payment_dunning.group_payment_dunning_user",
     )
     document_type = fields.Selection(DOCUMENT_TYPES, help="Kind of identification document.")
     document_number = fields.Char(
@@ -207,6 +232,7 @@ class ResPartner(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
+        kinds_list = []
         for vals in vals_list:
             self._strip_document_number(vals)
             self._normalize_collection_email(vals, vals.get("name"))
@@ -214,9 +240,34 @@ class ResPartner(models.Model):
             if vals.get("collection_whatsapp"):
                 country = self._whatsapp_country(vals.get("country_id"), vals.get("company_id"))
                 vals["collection_whatsapp"] = self._normalize_whatsapp(vals["collection_whatsapp"], country)
-        return super().create(vals_list)
+            kinds_list.append([kind for kind, field in DEFAULT_FIELDS.items() if vals.get(field)])
+        if self.env.context.get(SYNC_KEY) is SYNC_SENTINEL:
+            return super().create(vals_list)
+        partners = (
+            super(ResPartner, self.with_context(**{SYNC_KEY: SYNC_SENTINEL})).create(vals_list).with_env(self.env)
+        )
+        for partner, kinds in zip(partners, kinds_list, strict=True):
+            # a kind the list of contact points given with the customer has decides its default
+            missing = [kind for kind in kinds if not partner._contact_points(kind)]
+            if missing:
+                partner._sync_contacts_from_defaults(missing)
+        given = [partner for partner, vals in zip(partners, vals_list, strict=True) if "collection_contact_ids" in vals]
+        self.browse([partner.id for partner in given])._refresh_default_contacts()
+        return partners
 
     def write(self, vals):
+        if self.env.context.get(SYNC_KEY) is SYNC_SENTINEL:
+            return self._write_collection_fields(vals)
+        kinds = [kind for kind, field in DEFAULT_FIELDS.items() if field in vals]
+        result = self.with_context(**{SYNC_KEY: SYNC_SENTINEL})._write_collection_fields(vals)
+        if kinds:
+            self._sync_contacts_from_defaults(kinds)
+        if kinds or "collection_contact_ids" in vals:
+            self._refresh_default_contacts()
+        return result
+
+    def _write_collection_fields(self, vals):
+        """``write`` with the collection email and WhatsApp number normalised and the document checked."""
         self._strip_document_number(vals)
         if isinstance(vals.get("collection_email"), str):
             vals = dict(vals)
@@ -264,7 +315,7 @@ class ResPartner(models.Model):
                     "The WhatsApp number %(number)s is not valid: %(reason)s. Write it with its "
                     "country code, e.g. +51995955955.",
                     number=number,
-                    reason=error.args[0],
+                    reason=str(error.args[0]).rstrip(". "),
                 )
             ) from error
         if not formatted:
@@ -283,6 +334,116 @@ class ResPartner(models.Model):
             formatted = self._phone_format(number=self.collection_whatsapp, country=country, force_format="E164")
             if formatted:
                 self.collection_whatsapp = formatted
+
+    # ------------------------------------------------------------------ contact points
+
+    def _contact_points(self, kind):
+        """The customer's contact points of ``kind`` ("mobile" or "email"), the default first."""
+        self.ensure_one()
+        return (
+            self.env["res.partner.collection.contact"]
+            .sudo()
+            .search([("partner_id", "=", self.id), ("kind", "=", kind)], order="sequence, id")
+        )
+
+    def _sync_contacts_from_defaults(self, kinds):
+        """After ``collection_whatsapp`` / ``collection_email`` were written: the written value becomes
+        the first contact point of its kind. It replaces the old first one (or moves up when it is
+        already further down the list); a cleared value removes the first one, the next becoming
+        the default. Done with superuser rights: it keeps the customer's own data consistent."""
+        contacts = self.env["res.partner.collection.contact"].sudo().with_context(**{SYNC_KEY: SYNC_SENTINEL})
+        for partner in self.sudo():
+            for kind in kinds:
+                value = partner[DEFAULT_FIELDS[kind]]
+                points = partner._contact_points(kind).with_context(**{SYNC_KEY: SYNC_SENTINEL})
+                first = points[:1]
+                if first.value == value:
+                    continue
+                if not value:
+                    first.unlink()
+                elif value in points.mapped("value"):
+                    points.filtered(lambda point, value=value: point.value == value).sequence = first.sequence - 1
+                elif first:
+                    first.value = value
+                else:
+                    contacts.create({"partner_id": partner.id, "kind": kind, "value": value, "sequence": 0})
+
+    def _refresh_default_contacts(self):
+        """Write the first mobile and email of the contact points on the customer (its defaults)."""
+        if self.env.context.get(SYNC_KEY) is SYNC_SENTINEL or not self.ids:
+            return
+        self.env.flush_all()
+        firsts = {}
+        for point in (
+            self.env["res.partner.collection.contact"]
+            .sudo()
+            .search([("partner_id", "in", self.ids)], order="partner_id, kind, sequence, id")
+        ):
+            firsts.setdefault((point.partner_id.id, point.kind), point.value)
+        for partner in self.sudo().with_context(**{SYNC_KEY: SYNC_SENTINEL}):
+            values = {
+                field: firsts.get((partner.id, kind), False)
+                for kind, field in DEFAULT_FIELDS.items()
+                if (partner[field] or False) != firsts.get((partner.id, kind), False)
+            }
+            if values:
+                partner.write(values)
+
+    def _collection_recipients(self, channel):
+        """Where a message of ``channel`` ("email" or "whatsapp") goes: the first email or mobile of
+        the customer, or all of them when the setting ``payment_dunning.contact_mode`` is "all"."""
+        self.ensure_one()
+        kind = "email" if channel == "email" else "mobile"
+        mode = self.env["ir.config_parameter"].sudo().get_param(CONTACT_MODE_PARAM) or "first"
+        values = self._contact_points(kind).mapped("value")
+        default = self.sudo()[DEFAULT_FIELDS[kind]]
+        if default and default not in values:  # a customer from before contact points
+            values.insert(0, default)
+        return values if mode == "all" else values[:1]
+
+    def _move_other_contacts_to_points(self):
+        """The old free text of further contacts as contact points, up to five of each kind; what is
+        neither a mobile nor an email (or is past five) stays in the text, read as notes."""
+        contacts = self.env["res.partner.collection.contact"].sudo()
+        for partner in self.sudo():
+            taken = {kind: partner._contact_points(kind).mapped("value") for kind in DEFAULT_FIELDS}
+            kept, new = [], []
+            for token in re.split(r"[,;\s]+", partner.collection_other_contacts or ""):
+                if not token:
+                    continue
+                kind, value = partner._parse_contact_token(token)
+                if not value or len(taken[kind]) >= 5:
+                    kept.append(token)
+                elif value not in taken[kind]:
+                    taken[kind].append(value)
+                    new.append({"partner_id": partner.id, "kind": kind, "value": value, "sequence": len(taken[kind])})
+            contacts.create(new)
+            partner.with_context(**{SYNC_KEY: SYNC_SENTINEL}).collection_other_contacts = " ".join(kept) or False
+        self._refresh_default_contacts()
+
+    def _parse_contact_token(self, token):
+        """("email" or "mobile", normalised value or False) of one word of the old contacts text."""
+        if "@" in token:
+            return "email", normalize_single_email(token)
+        try:
+            return "mobile", self.env["res.partner.collection.contact"]._normalize_value("mobile", token, self)
+        except ValidationError:
+            return "mobile", False
+
+    def _compute_collection_message_count(self):
+        """Messages of the customer and its contacts, as the Communications button lists them: one
+        grouped query."""
+        commercial = self.filtered("id").commercial_partner_id
+        counts = {}
+        if commercial:
+            groups = self.env["payment.order.notification"]._read_group(
+                [("partner_id", "child_of", commercial.ids)], ["partner_id"], ["__count"]
+            )
+            for partner, count in groups:
+                key = partner.commercial_partner_id.id
+                counts[key] = counts.get(key, 0) + count
+        for partner in self:
+            partner.collection_message_count = counts.get(partner.commercial_partner_id.id, 0)
 
     # ------------------------------------------------------------------ actions
 

@@ -5,7 +5,7 @@ from dateutil.relativedelta import relativedelta
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
-from odoo.tools import SQL
+from odoo.tools import SQL, float_round, formatLang
 
 from ..tools import collection
 
@@ -23,6 +23,7 @@ PLAN_COLUMNS = (
     "company_id",
     "name",
     "amount",
+    "total_amount",
     "payment_mode",
     "installments",
     "installments_billed",
@@ -52,26 +53,55 @@ def installment_limit(plan):
     return 0
 
 
-def in_window(plan, due_date):
-    """Start and end dates win over the payment mode (README, "Service plans"): nothing is billed outside them."""
-    return (not plan["start_date"] or due_date >= plan["start_date"]) and (
-        not plan["end_date"] or due_date <= plan["end_date"]
+def in_window(plan, created_on):
+    """Start and end dates win over the payment mode (README, "Service plans"): an order created
+    (generated) before the start date or after the end date does not bill the plan, whatever the
+    due date of the period it is for."""
+    return (not plan["start_date"] or created_on >= plan["start_date"]) and (
+        not plan["end_date"] or created_on <= plan["end_date"]
     )
 
 
-def is_billing_done(plan):
-    """No order will bill the plan again: every installment billed, or its end date passed."""
+def is_billing_done(plan, days_before_due=0):
+    """No order will bill the plan again: every installment billed, or the next period's order can
+    only be created after the end date (it is generated ``days_before_due`` days before its due date)."""
     limit = installment_limit(plan)
     return bool(limit and plan["installments_billed"] >= limit) or bool(
-        plan["end_date"] and plan["next_due_date"] and plan["next_due_date"] > plan["end_date"]
+        plan["end_date"]
+        and plan["next_due_date"]
+        and plan["next_due_date"] - relativedelta(days=days_before_due) > plan["end_date"]
     )
 
 
-def plan_billing(plan, horizon):
+def split_installments(total, count, rounding):
+    """``(regular installment, last installment)`` of ``total`` paid in ``count`` installments.
+
+    Every installment but the last is the total divided and rounded down to the currency's unit;
+    the last one takes the cents left over: 400.00 in 3 is 133.33, 133.33 and 133.34.
+    """
+    count = max(count or 1, 1)
+    units = round((total or 0.0) / rounding)
+    regular_units = units // count
+    last_units = units - regular_units * (count - 1)
+    return (
+        float_round(regular_units * rounding, precision_rounding=rounding),
+        float_round(last_units * rounding, precision_rounding=rounding),
+    )
+
+
+def plan_total(plan):
+    """What an installments plan collects in all (a plan stored before the total was asked for
+    has only its amount per installment)."""
+    return plan["total_amount"] or plan["amount"] * installment_limit(plan)
+
+
+def plan_billing(plan, horizon, today):
     """What one run does with a plan: ``(due date to bill or None, next due date)``.
 
-    ``plan`` is a mapping of PLAN_COLUMNS. A plan left behind (next due date long past) bills only
-    its latest period that falls before ``horizon``, never every missed month.
+    ``plan`` is a mapping of PLAN_COLUMNS; ``today`` is the day the run creates its orders (the
+    company's today). A plan left behind (next due date long past) bills only its latest period
+    that falls before ``horizon``, never every missed month. A period whose order is created
+    outside the start and end dates is passed over, not billed later.
     """
     due = plan["next_due_date"]
     if due > horizon:
@@ -83,7 +113,7 @@ def plan_billing(plan, horizon):
     limit = installment_limit(plan)
     if limit and plan["installments_billed"] >= limit:
         return None, due
-    if not in_window(plan, due):
+    if not in_window(plan, today):
         return None, following
     return due, following
 
@@ -120,8 +150,23 @@ class ServicePlan(models.Model):
         string="Amount per Period",
         required=True,
         tracking=True,
-        help="Charged on every order the plan bills: each month of a recurring plan, each installment.",
+        compute="_compute_amount",
+        store=True,
+        readonly=False,
+        precompute=True,
+        copy=True,
+        help="Charged on every order the plan bills: each period of a recurring plan, the one payment. "
+        "Paid in installments, it is the total divided by the installments (the last one takes the "
+        "cents left over).",
     )
+    total_amount = fields.Monetary(
+        string="Total to Collect",
+        tracking=True,
+        help="Paid in installments: what the customer pays in all, split into the installments. Every "
+        "installment is the total divided and rounded down to the cent; the last one takes the cents "
+        "left over (400.00 in 3: 133.33, 133.33 and 133.34).",
+    )
+    installment_note = fields.Char(string="Installments of", compute="_compute_installment_note")
     payment_mode = fields.Selection(
         [
             ("recurring", "Recurring"),
@@ -168,11 +213,15 @@ class ServicePlan(models.Model):
     )
     start_date = fields.Date(
         tracking=True,
-        help="No order bills this plan for a due date before this one, whatever the payment mode.",
+        help="Only orders created on or after this date bill the plan, whatever the payment mode. The "
+        "date that counts is the day the order is created (generated, the configured days before its "
+        "due date), not its due date: a period whose order is created before it is not billed.",
     )
     end_date = fields.Date(
         tracking=True,
-        help="No order bills this plan for a due date after this one, even if installments are left.",
+        help="Only orders created on or before this date bill the plan, even if installments are left. "
+        "The date that counts is the day the order is created (generated, the configured days before "
+        "its due date), not its due date.",
     )
     state = fields.Selection(
         [("active", "Active (recurring)"), ("to_collect", "To Collect"), ("paid", "Paid")],
@@ -199,16 +248,22 @@ class ServicePlan(models.Model):
     generation_error_date = fields.Datetime(string="Generation Failed On", readonly=True, copy=False)
     line_ids = fields.One2many("payment.order.line", "plan_id", string="Billed Lines", readonly=True)
     order_count = fields.Integer(string="Orders", compute="_compute_order_count")
-    total_amount = fields.Monetary(
-        string="Total to Collect",
-        compute="_compute_total_amount",
-        help="Amount per period times the number of installments.",
-    )
     window_warning = fields.Char(compute="_compute_window_warning")
 
-    @api.constrains("amount", "period_months", "billing_day", "start_date", "end_date", "payment_mode", "installments")
+    @api.constrains(
+        "amount",
+        "total_amount",
+        "period_months",
+        "billing_day",
+        "start_date",
+        "end_date",
+        "payment_mode",
+        "installments",
+    )
     def _check_plan_values(self):
         for plan in self:
+            if plan.payment_mode == "installments":
+                plan._check_installment_total()
             if plan.currency_id.compare_amounts(plan.amount, 0.0) <= 0:
                 raise ValidationError(self.env._("The amount of plan %s must be greater than zero.", plan.name))
             if not 1 <= plan.period_months <= MAX_PERIOD_MONTHS:
@@ -230,6 +285,22 @@ class ServicePlan(models.Model):
                     self.env._("Plan %s is paid in installments: give at least one installment.", plan.name)
                 )
 
+    def _check_installment_total(self):
+        if self.installments < 1:
+            return  # said by the check of the installments
+        currency = self.currency_id
+        if currency.compare_amounts(self.total_amount, 0.0) <= 0:
+            raise ValidationError(self.env._("The total to collect of plan %s must be greater than zero.", self.name))
+        regular, _last = split_installments(self.total_amount, self.installments, currency.rounding)
+        if currency.compare_amounts(regular, 0.0) <= 0:
+            raise ValidationError(
+                self.env._(
+                    "The total of plan %(plan)s is too small to split into %(count)s installments.",
+                    plan=self.name,
+                    count=self.installments,
+                )
+            )
+
     @api.depends("line_ids", "line_ids.order_id.state")
     def _compute_installments_billed(self):
         counts = {}
@@ -243,8 +314,45 @@ class ServicePlan(models.Model):
 
     @api.depends("payment_mode", "installments", "installments_billed", "next_due_date", "end_date")
     def _compute_billing_done(self):
+        days = self._days_before_due()
         for plan in self:
-            plan.billing_done = is_billing_done(plan)
+            plan.billing_done = is_billing_done(plan, days)
+
+    @api.depends("payment_mode", "installments", "total_amount", "currency_id")
+    def _compute_amount(self):
+        """Paid in installments, the amount per period is the regular installment of the total; in
+        the other modes it is what the user enters."""
+        for plan in self:
+            if plan.payment_mode == "installments" and plan.total_amount:
+                rounding = (plan.currency_id or self.env.company.currency_id).rounding
+                plan.amount = split_installments(plan.total_amount, plan.installments, rounding)[0]
+            else:
+                plan.amount = plan.amount
+
+    @api.depends("payment_mode", "installments", "total_amount", "amount", "currency_id")
+    @api.depends_context("lang")
+    def _compute_installment_note(self):
+        for plan in self:
+            plan.installment_note = plan._installment_note() if plan.payment_mode == "installments" else False
+
+    def _installment_note(self):
+        """What each installment bills, and which one takes the cents of the split."""
+        currency = self.currency_id or self.env.company.currency_id
+        count = max(self.installments, 1)
+        regular, last = split_installments(self.total_amount or self.amount * count, count, currency.rounding)
+        regular_text = formatLang(self.env, regular, currency_obj=currency)
+        if count == 1:
+            return self.env._("One installment of %s", regular_text)
+        if currency.compare_amounts(regular, last) == 0:
+            return self.env._("%(count)s installments of %(amount)s", count=count, amount=regular_text)
+        return self.env._(
+            "%(count)s installments of %(amount)s, then installment %(last_number)s of %(last)s "
+            "(the last one takes the cents of the split)",
+            count=count - 1,
+            amount=regular_text,
+            last_number=count,
+            last=formatLang(self.env, last, currency_obj=currency),
+        )
 
     @api.depends("payment_mode", "billing_done", "line_ids.order_id.state")
     def _compute_state(self):
@@ -264,12 +372,16 @@ class ServicePlan(models.Model):
         for plan in self:
             plan.order_count = counts.get(plan.id, 0)
 
-    @api.depends("amount", "payment_mode", "installments")
-    def _compute_total_amount(self):
-        for plan in self:
-            plan.total_amount = plan.amount * installment_limit(plan)
-
-    @api.depends("payment_mode", "installments", "installments_billed", "next_due_date", "start_date", "end_date")
+    @api.depends(
+        "payment_mode",
+        "installments",
+        "installments_billed",
+        "next_due_date",
+        "billing_day",
+        "period_months",
+        "start_date",
+        "end_date",
+    )
     def _compute_window_warning(self):
         for plan in self:
             plan.window_warning = plan._window_shortfall_message()
@@ -280,49 +392,102 @@ class ServicePlan(models.Model):
         if not (limit and self.end_date and self.next_due_date):
             return False
         remaining = limit - self.installments_billed
-        due, fitting = self.next_due_date, 0
-        for _period in range(remaining):
-            while self.start_date and due < self.start_date:
-                due = advance_due_date(due, self.period_months or 1, self.billing_day or self.next_due_date.day)
-            if due > self.end_date:
+        fitting = 0
+        for created_on in self._upcoming_order_dates():
+            if fitting >= remaining or created_on > self.end_date:
                 break
-            fitting += 1
-            due = advance_due_date(due, self.period_months or 1, self.billing_day or self.next_due_date.day)
+            if not self.start_date or created_on >= self.start_date:
+                fitting += 1
         if fitting >= remaining:
             return False
         return self.env._(
-            "Between %(start)s and %(end)s only %(fitting)s of the %(remaining)s remaining installments "
-            "fall due: the dates win, so the rest will never be billed.",
+            "Orders created between %(start)s and %(end)s bill only %(fitting)s of the %(remaining)s remaining "
+            "installments: the dates win, so the rest will never be billed.",
             start=self.start_date or self.next_due_date,
             end=self.end_date,
             fitting=fitting,
             remaining=remaining,
         )
 
+    def _upcoming_order_dates(self):
+        """The days on which the next orders of the plan will be created, one per period, as the
+        generation runs them: the configured days before each due date, or today for a period
+        already within reach (only the latest such period is billed)."""
+        days = relativedelta(days=self._days_before_due())
+        today = collection.company_today(self.company_id or self.env.company)
+        months, day = self.period_months or 1, self.billing_day or self.next_due_date.day
+        due = self.next_due_date
+        while advance_due_date(due, months, day) - days <= today:
+            due = advance_due_date(due, months, day)
+        while True:
+            yield max(due - days, today)
+            due = advance_due_date(due, months, day)
+
     @api.onchange("product_id")
     def _onchange_product_id(self):
         if self.product_id:
             self.name = self.product_id.display_name
-            self.amount = self.product_id.lst_price
+            if self.payment_mode == "installments":
+                self.total_amount = self.product_id.lst_price
+            else:
+                self.amount = self.product_id.lst_price
 
     @api.onchange("payment_mode")
     def _onchange_payment_mode(self):
         if self.payment_mode == "single":
             self.installments = 1
+        if self.payment_mode == "installments" and not self.total_amount and self.amount:
+            # the amount entered so far is kept as the installment
+            self.total_amount = self.amount * max(self.installments, 1)
 
     # ------------------------------------------------------------------ create / write
+
+    def init(self):
+        # Plans paid in installments were given their amount per installment before the total was
+        # asked for: their total is that amount times the installments (the split gives it back).
+        self.env.cr.execute(
+            """
+            UPDATE service_plan SET total_amount = amount * GREATEST(installments, 1)
+             WHERE payment_mode = 'installments' AND total_amount IS NULL
+            """
+        )
 
     @api.model_create_multi
     def create(self, vals_list):
         for vals in vals_list:
             self._check_billing_untouched(vals)
             self._set_billing_day(vals)
+            self._set_installment_total(vals)
         return super().create(vals_list)
 
     def write(self, vals):
         self._check_billing_untouched(vals)
         self._set_billing_day(vals)
-        return super().write(vals)
+        result = super().write(vals)
+        if "amount" in vals and "total_amount" not in vals:
+            self._total_from_installment()
+        return result
+
+    @api.model
+    def _set_installment_total(self, vals):
+        """An installments plan created with its amount per installment only (as before the total
+        was asked for, over RPC or an import) collects that amount times the installments; given
+        the total, the amount is the split's."""
+        defaults = self.default_get([fname for fname in ("payment_mode", "installments") if fname not in vals])
+        mode = vals.get("payment_mode", defaults.get("payment_mode"))
+        if mode != "installments":
+            return
+        if vals.get("total_amount"):
+            vals.pop("amount", None)
+        elif vals.get("amount"):
+            vals["total_amount"] = vals["amount"] * max(vals.get("installments", defaults.get("installments")) or 1, 1)
+
+    def _total_from_installment(self):
+        """The amount per installment written directly (not the total): the total follows it."""
+        for plan in self.filtered(lambda plan: plan.payment_mode == "installments"):
+            total = plan.amount * max(plan.installments, 1)
+            if plan.currency_id.compare_amounts(total, plan.total_amount or 0.0):
+                plan.total_amount = total
 
     @api.model
     def _check_billing_untouched(self, vals):
@@ -373,10 +538,19 @@ class ServicePlan(models.Model):
         return self._generate_orders(companies, commit=not collection.testing())
 
     @api.model
-    def _generation_horizons(self, companies):
+    def _days_before_due(self):
+        """How many days before its due date an order is generated (Settings)."""
+        try:
+            return int(self.env["ir.config_parameter"].sudo().get_param("payment_dunning.days_before_due", 3) or 0)
+        except ValueError:
+            return 3
+
+    @api.model
+    def _generation_horizons(self, companies, todays=None):
         """Last due date each company bills today: its own today plus the days before due date."""
-        days = int(self.env["ir.config_parameter"].sudo().get_param("payment_dunning.days_before_due", 3) or 0)
-        return collection.company_days(companies, shift=relativedelta(days=days))
+        todays = todays or collection.company_days(companies)
+        days = relativedelta(days=self._days_before_due())
+        return {company_id: today + days for company_id, today in todays.items()}
 
     @api.model
     def _generate_orders(self, companies, commit=False, batch_size=None):
@@ -388,7 +562,9 @@ class ServicePlan(models.Model):
         so that a crash loses at most the batch under way, which the next run bills.
         """
         batch_size = batch_size or collection.batch_size(self.env)
-        horizons = self._generation_horizons(companies)
+        # the day the orders are created, which the plans' start and end dates are measured against
+        todays = collection.company_days(companies)
+        horizons = self._generation_horizons(companies, todays)
         if not horizons:
             return self.env["payment.order"]
         plans_model = self.sudo().with_context(tracking_disable=True)
@@ -407,7 +583,7 @@ class ServicePlan(models.Model):
             if not partner_ids:
                 break
             last_partner = max(partner_ids)
-            orders, failed = plans._bill(horizons)
+            orders, failed = plans._bill(horizons, todays)
             failed_partners |= failed
             orders._notify_generated()
             order_ids += orders.ids
@@ -485,25 +661,30 @@ class ServicePlan(models.Model):
         )
         return [dict(zip(PLAN_COLUMNS, row, strict=True)) for row in self.env.cr.fetchall()]
 
-    def _bill(self, horizons):
-        """Bill the plans of ``self`` (all of one batch of customers); return (orders, failed partners)."""
+    def _bill(self, horizons, todays=None):
+        """Bill the plans of ``self`` (all of one batch of customers), creating their orders on
+        ``todays`` (each company's today); return (orders, failed partners)."""
+        todays = todays or collection.company_days(self.company_id)
+        days = self._days_before_due()
         rows = self._read_plan_rows()
         already_billed = self._billed_due_dates()
+        billed_amounts = self._billed_amounts(rows)
         groups = defaultdict(list)
         updates = {}
         broken = {}
         for row in rows:
             try:
-                due, following = plan_billing(row, horizons[row["company_id"]])
+                due, following = plan_billing(row, horizons[row["company_id"]], todays[row["company_id"]])
+                billed = bool(due) and (row["id"], due) not in already_billed
+                if billed:
+                    line = self._line_values(row, due, billed_amounts.get(row["id"], 0.0))
+                    groups[(row["partner_id"], row["company_id"], due)].append((row, line))
             except Exception as error:  # one plan's bad data never stops the others' billing
                 _logger.warning("Service plan %s could not be billed", row["id"], exc_info=True)
                 broken[row["partner_id"]] = (row["id"], error)
                 continue
-            billed = bool(due) and (row["id"], due) not in already_billed
-            if billed:
-                groups[(row["partner_id"], row["company_id"], due)].append(row)
             after = dict(row, next_due_date=following, installments_billed=row["installments_billed"] + billed)
-            updates[row["id"]] = dict(after, billing_done=is_billing_done(after))
+            updates[row["id"]] = dict(after, billing_done=is_billing_done(after, days))
         # a customer with a plan that cannot be billed is billed next time, with all its plans
         for partner_id, (plan_id, error) in broken.items():
             groups = {key: plans for key, plans in groups.items() if key[0] != partner_id}
@@ -561,37 +742,62 @@ class ServicePlan(models.Model):
 
     @api.model
     def _create_orders(self, groups):
+        """``groups``: {(partner id, company id, due date): [(plan row, line values)]}."""
         specs = [
             {
                 "partner_id": partner_id,
                 "company_id": company_id,
                 "due_date": due,
-                "concept": ", ".join(row["name"] for row in rows)[:250],
-                "lines": [
-                    {
-                        "name": self._line_description(row),
-                        "amount": row["amount"],
-                        "plan_id": row["id"],
-                        "plan_due_date": due,
-                    }
-                    for row in rows
-                ],
+                "concept": ", ".join(row["name"] for row, _line in plans)[:250],
+                "lines": [line for _row, line in plans],
             }
-            for (partner_id, company_id, due), rows in groups.items()
+            for (partner_id, company_id, due), plans in groups.items()
         ]
         return self.env["payment.order"]._insert_bulk(specs, "plan")
 
     @api.model
-    def _line_description(self, row):
+    def _line_values(self, row, due, billed_amount):
+        """The line that bills the plan of ``row`` for ``due``; ``billed_amount`` is what its
+        orders (not cancelled) already bill."""
+        line = {"name": row["name"], "amount": row["amount"], "plan_id": row["id"], "plan_due_date": due}
         limit = installment_limit(row)
         if row["payment_mode"] != "installments" or limit <= 1:
-            return row["name"]
-        return self.env._(
-            "%(service)s (installment %(number)s of %(count)s)",
-            service=row["name"],
-            number=row["installments_billed"] + 1,
-            count=limit,
+            return line
+        number = row["installments_billed"] + 1
+        if number >= limit:
+            # the last installment takes what the split left: the orders add up to the total
+            currency = self.env["res.company"].browse(row["company_id"]).currency_id
+            line["amount"] = currency.round(plan_total(row) - billed_amount)
+        line.update(
+            name=self.env["payment.order.line"]._installment_label(row["name"], number, limit),
+            label_kind="installment",
+            installment_number=number,
+            installment_count=limit,
         )
+        return line
+
+    def _billed_amounts(self, rows):
+        """{plan id: amount its orders (not cancelled) bill} for the plans of ``rows`` at their last installment."""
+        last = [
+            row["id"]
+            for row in rows
+            if row["payment_mode"] == "installments" and row["installments_billed"] + 1 >= installment_limit(row)
+        ]
+        if not last:
+            return {}
+        self.env.cr.execute(
+            SQL(
+                """
+            SELECT l.plan_id, SUM(l.amount)
+              FROM payment_order_line l
+              JOIN payment_order o ON o.id = l.order_id
+             WHERE l.plan_id = ANY(%s) AND o.state != 'cancelled'
+             GROUP BY l.plan_id
+                """,
+                last,
+            )
+        )
+        return dict(self.env.cr.fetchall())
 
     @api.model
     def _advance(self, updates):
@@ -635,7 +841,8 @@ class ServicePlan(models.Model):
     @api.model
     def _generation_preview(self, companies):
         """What a run would do now, without doing it: plans, orders and customers it would bill."""
-        horizons = self._generation_horizons(companies)
+        todays = collection.company_days(companies)
+        horizons = self._generation_horizons(companies, todays)
         if not horizons:
             return {"plans": 0, "orders": 0, "customers": 0}
         self.flush_model()
@@ -651,7 +858,7 @@ class ServicePlan(models.Model):
         orders = set()
         plans = 0
         for row in rows:
-            due, _following = plan_billing(row, horizons[row["company_id"]])
+            due, _following = plan_billing(row, horizons[row["company_id"]], todays[row["company_id"]])
             if due and (row["id"], due) not in billed:
                 plans += 1
                 orders.add((row["partner_id"], row["company_id"], due))

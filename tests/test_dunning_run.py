@@ -20,6 +20,11 @@ class DunningCase(PaymentDunningCase):
         cls.params = cls.env["ir.config_parameter"].sudo()
         cls.params.set_param("payment_dunning.automatic_tasks", True)
         cls.params.set_param("payment_dunning.notifications_enabled", True)
+        # the rule shipped with the module would add its own messages to the counts of these tests
+        # (it is tested in test_plans_and_rules)
+        cls.env.ref("payment_dunning.dunning_template_before_due").active = False
+        # these tests send at whatever hour they run: the sending window open all week
+        cls.company.write({"dunning_window_start": 0.0, "dunning_window_end": 24.0, "dunning_send_sun": True})
 
     def rule(self, name="Recordatorio", days_from=1, days_to=30, interval=1, **values):
         return self.env["dunning.template"].create(
@@ -142,6 +147,29 @@ class TestDunningRules(DunningCase):
         self.assertEqual(self.run_on("2026-03-05"), 0)
         self.assertEqual(len(order.notification_ids), 2)
         self.assertEqual(set(order.notification_ids.mapped("run_date")), {date(2026, 3, 5)})
+
+    def test_all_contacts_setting_queues_one_message_per_contact_once(self):
+        self.rule(channel_whatsapp=True)
+        contacts = self.env["res.partner.collection.contact"]
+        contacts.create({"partner_id": self.customer.id, "kind": "email", "value": "pagos@andina.example.com"})
+        contacts.create({"partner_id": self.customer.id, "kind": "mobile", "value": "987654321"})
+        self.params.set_param("payment_dunning.contact_mode", "all")
+        order = self.create_order(100.0, due_date="2026-03-01")
+        self.assertEqual(self.run_on("2026-03-05"), 4)
+        self.assertEqual(self.run_on("2026-03-05"), 0, "a second run the same day queues nothing")
+        self.assertEqual(
+            sorted(order.notification_ids.mapped("fixed_recipient")),
+            ["+51987654321", "+51995955955", "cobranzas@andina.example.com", "pagos@andina.example.com"],
+        )
+
+    def test_first_contact_setting_queues_one_message_per_channel(self):
+        self.rule(channel_whatsapp=True)
+        self.env["res.partner.collection.contact"].create(
+            {"partner_id": self.customer.id, "kind": "email", "value": "pagos@andina.example.com"}
+        )
+        order = self.create_order(100.0, due_date="2026-03-01")
+        self.assertEqual(self.run_on("2026-03-05"), 2)
+        self.assertEqual(order.notification_ids.mapped("fixed_recipient"), [False, False])
 
     def test_customer_without_whatsapp_gets_the_email_only(self):
         self.rule(channel_whatsapp=True)

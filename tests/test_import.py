@@ -53,8 +53,10 @@ class TestCustomerImport(ImportCase):
         self.assertEqual(lucia.document_type, "dni")
         self.assertEqual(lucia.collection_whatsapp, "+584141234567", "584141234567 as 4141234567 + 58")
         self.assertEqual(lucia.collection_email, "lucia@example.com")
-        self.assertIn("987654321", lucia.collection_other_contacts)
-        self.assertIn("lucia.f@example.com", lucia.collection_other_contacts)
+        points = lucia.collection_contact_ids.sorted(lambda point: (point.kind, point.sequence))
+        self.assertEqual(
+            points.mapped("value"), ["lucia@example.com", "lucia.f@example.com", "+584141234567", "+51987654321"]
+        )
         shop = self.env["res.partner"].search([("document_number", "=", "20600000001")])
         self.assertFalse(shop.collection_whatsapp, "a mobile of 1 means none")
         self.assertTrue(shop.is_company)
@@ -75,13 +77,13 @@ class TestCustomerImport(ImportCase):
             "Tipo de documento,Número de documento,Celular_1,Correo1\n"
             "DNI,1111,414-123-4567,a@example.com\n"
             "DNI,2222,4141234567,no es correo\n"
-            "XYZ,3333,,\n"
+            "DNI,3333,,\n"
         )
         record = self.importer("customers", content)
         record.action_check()
         self.assertEqual(
             [(line, column) for line, column, _reason in self.errors(record)],
-            [(2, "Celular_1"), (3, "Correo1"), (4, "Tipo de documento")],
+            [(2, "Celular_1"), (3, "Correo1"), (4, "Celular_1")],
         )
         self.assertIn("digits only", self.errors(record)[0][2])
 

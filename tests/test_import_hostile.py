@@ -456,11 +456,11 @@ class TestImportHostile(ImportCase):
 
     def test_email_is_one_exact_address(self):
         content = (
-            "Tipo de documento,Número de documento,Correo1\n"
-            "DNI,1001,correo con espacio@example.com\n"
-            "DNI,1002,Lucía <lucia@example.com>\n"
-            "DNI,1003,a@example.com; b@example.com\n"
-            "DNI,1004, Lucia.F@Example.COM \n"
+            "Tipo de documento,Número de documento,Celular_1,Correo1\n"
+            "DNI,1001,1,correo con espacio@example.com\n"
+            "DNI,1002,1,Lucía <lucia@example.com>\n"
+            "DNI,1003,1,a@example.com; b@example.com\n"
+            "DNI,1004,1, Lucia.F@Example.COM \n"
         )
         record = self.importer("customers", content, mode="skip")
         record.action_import()
@@ -504,7 +504,7 @@ class TestImportHostile(ImportCase):
             "customers",
             [
                 {"Tipo de documento": "DNI", "Número de documento": "5001", "Nombres": "Ana",
-                 "Correo1": "ana@example.com"},
+                 "Celular_1": "1", "Correo1": "ana@example.com"},
                 {"Tipo de documento": "RUC", "Número de documento": "20100000001", "Nombres": "Andina Telecom SAA"},
             ],
         )  # fmt: skip

@@ -54,10 +54,17 @@ class TestOutbound(LocalGatewayMixin, PaymentDunningCase):
         self.env.cr.execute("UPDATE qrapi_connector SET url = %s WHERE id = %s", (url, connector.id))
         connector.invalidate_recordset(["url"])
 
+    def send_test_message(self, connector):
+        """Test connection of a gateway without status endpoint: the real message of its wizard."""
+        action = connector.action_test_connection()
+        wizard = self.env["qrapi.connector.test"].browse(action["res_id"])
+        wizard.number = "+51995955955"
+        wizard.action_send()
+
     def assert_refused_before_connecting(self, connector, pattern, gateways=()):
         connections = [gateway.connections for gateway in (self.gateway, *gateways)]
         started = time.monotonic()
-        for action in (lambda: connector.send_text("+51995955955", "Hola"), connector.action_test_connection):
+        for action in (lambda: connector.send_text("+51995955955", "Hola"), lambda: self.send_test_message(connector)):
             with self.assertRaisesRegex(UserError, pattern) as caught:
                 action()
             self.assertEqual(caught.exception.failure_type, "destination_refused")

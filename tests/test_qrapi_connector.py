@@ -40,6 +40,15 @@ class TestQrapiConnector(LocalGatewayMixin, PaymentDunningCase):
             )
         )
 
+    def send_test_message(self, connector, number="+51995955955"):
+        """Test connection of a gateway without status endpoint: the real message of its wizard."""
+        action = connector.action_test_connection()
+        self.assertEqual(action["res_model"], "qrapi.connector.test")
+        wizard = self.env["qrapi.connector.test"].browse(action["res_id"])
+        wizard.number = number
+        wizard.action_send()
+        return wizard
+
     def test_default_request_shape(self):
         connector = self.connector()
         self.assertEqual(connector.url, self.gateway.url, "the trailing slash is removed")
@@ -149,7 +158,7 @@ class TestQrapiConnector(LocalGatewayMixin, PaymentDunningCase):
                 self.assertFalse(caught.exception.retriable)
         self.gateway.script.append((302, {}, {"Location": "http://169.254.169.254/latest/meta-data/"}))
         with self.assertRaisesRegex(UserError, "HTTP 302"):
-            connector.action_test_connection()
+            self.send_test_message(connector)
         self.assertEqual(len(self.gateway.requests), 9)
         self.assertEqual((elsewhere.connections, elsewhere.requests), (0, []), "nothing reached the other host")
 
@@ -181,23 +190,35 @@ class TestQrapiConnector(LocalGatewayMixin, PaymentDunningCase):
             connector.url = "cliente1 qrapi"
 
     def test_test_connection(self):
-        """QRAPI has no status path: an empty message (no recipient, nothing sent) checks the key for real."""
-        self.gateway.api_key = SECRET  # answers 401 to a wrong key, 400 to a message without recipient
-        connector = self.connector()
-        result = connector.action_test_connection()
-        self.assertEqual(result["params"]["type"], "success")
+        """QRAPI has no status path: a real message to the user's number, which the user confirms, proves the key."""
+        self.gateway.api_key = SECRET  # answers 401 to a wrong key
+        self.company.phone = "+51 999 888 777"
+        connector = self.connector(company_id=self.company.id)
+        action = connector.action_test_connection()
+        self.assertFalse(self.gateway.requests, "nothing is sent before the user confirms the number")
+        wizard = self.env["qrapi.connector.test"].browse(action["res_id"])
+        self.assertEqual(wizard.number, "+51 999 888 777", "the company's own number is proposed")
+        wizard.action_send()
+        self.assertEqual(wizard.state, "sent")
         request = self.gateway.requests[0]
         self.assertEqual((request["method"], request["path"]), ("POST", "/api/messages/send"))
         self.assertEqual(request["headers"]["Authorization"], f"Bearer {SECRET}")
-        self.assertEqual(self.gateway.json(), {}, "no recipient, no text: nothing can be sent")
+        self.assertEqual(self.gateway.json()["number"], "51999888777")
+        self.assertIn("Test message", self.gateway.json()["body"])
+        result = wizard.action_confirm_received()
+        self.assertEqual(result["params"]["type"], "success")
+        self.assertIn(
+            "Proof: a real message sent with the API key reached +51 999 888 777", result["params"]["message"]
+        )
+        self.assertEqual(wizard.action_not_received()["params"]["type"], "warning")
         wrong = self.connector(api_key="sk-wrong")
         with self.assertRaisesRegex(UserError, "API key rejected") as caught:
-            wrong.action_test_connection()
+            self.send_test_message(wrong)
         self.assertEqual(caught.exception.failure_type, "key_rejected")
         self.gateway.api_key = None
         self.gateway.script.append((403, {}))
         with self.assertRaisesRegex(UserError, "API key rejected"):
-            connector.action_test_connection()
+            self.send_test_message(connector)
 
     def test_test_connection_405_is_no_success(self):
         """A send path that does not take POST is a wrong URL or path, not a gateway that read the key."""
@@ -205,7 +226,7 @@ class TestQrapiConnector(LocalGatewayMixin, PaymentDunningCase):
         for status in (405, 404, 500, 302):
             self.gateway.script.append((status, {"error": "Method Not Allowed"}))
             with self.assertRaisesRegex(UserError, f"HTTP {status}|answered {status}"):
-                connector.action_test_connection()
+                self.send_test_message(connector)
 
     def test_test_connection_reads_a_status_path(self):
         """A status path of its own (Custom preset) is read with GET, and 2xx only is a success."""
@@ -250,7 +271,7 @@ class TestQrapiConnector(LocalGatewayMixin, PaymentDunningCase):
                 if action == "send":
                     connector.send_text("+51995955955", "Hola")
                 else:
-                    connector.action_test_connection()
+                    self.send_test_message(connector)
             message = str(caught.exception.args[0])
             self.assertNotIn("7f", message)
             self.assertIn("***", message)

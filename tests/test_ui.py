@@ -36,6 +36,12 @@ class TestNotifyUi(LocalGatewayMixin, HttpCase):
         cls.sink, _server = start_smtp_sink(cls)
         cls.env["qrapi.connector"].create({"name": "Local", "url": cls.gateway.url, "api_key": "k", "rate_limit": 0})
 
+    def setUp(self):
+        super().setUp()
+        # the gateway and the SMTP server live for the class: each test counts its own messages
+        self.gateway.requests.clear()
+        self.sink.messages.clear()
+
     def test_notify_from_the_order_form(self):
         new_test_user(self.env, "notifier", groups="base.group_user,payment_dunning.group_payment_dunning_user")
         partner = self.env["res.partner"].create(
@@ -60,6 +66,34 @@ class TestNotifyUi(LocalGatewayMixin, HttpCase):
         self.assertEqual(len(self.sink.messages), 1)
         self.assertEqual(self.sink.messages[0][0], ["pagos@tour.example.com"])
         self.assertEqual(set(order.notification_ids.mapped("state")), {"sent"})
+
+    def test_bulk_cancel_and_row_notify_in_the_list(self):
+        new_test_user(self.env, "bulker", groups="base.group_user,payment_dunning.group_payment_dunning_user")
+        partner = self.env["res.partner"].create(
+            {
+                "name": "Bulk Customer",
+                "country_id": self.env.ref("base.pe").id,
+                "collection_whatsapp": "995955955",
+                "collection_email": "pagos@bulk.example.com",
+            }
+        )
+        orders = self.env["payment.order"].create(
+            [
+                {"partner_id": partner.id, "due_date": "2026-12-15", "amount": amount, "concept": concept}
+                for amount, concept in ((10.0, "Bulk A"), (20.0, "Bulk B"), (30.0, "Bulk C"))
+            ]
+        )
+        with patch.object(odoo.modules.module, "current_test", None):
+            self.start_tour(
+                "/odoo/action-payment_dunning.action_payment_order",
+                "payment_dunning_list_actions_tour",
+                login="bulker",
+            )
+        self.assertEqual(orders.mapped("state"), ["cancelled", "cancelled", "pending"])
+        self.assertFalse(orders[:2].notification_ids)
+        self.assertEqual(sorted(orders[2].notification_ids.mapped("channel")), ["email", "whatsapp"])
+        self.assertEqual(set(orders[2].notification_ids.mapped("state")), {"sent"})
+        self.assertEqual(self.sink.messages[-1][0], ["pagos@bulk.example.com"])
 
 
 @tagged("post_install", "-at_install")
@@ -151,6 +185,8 @@ class TestScreens(HttpCase):
     SCREENS = (
         ("dashboard", "/odoo/action-payment_dunning.action_collections_dashboard"),
         ("orders", "/odoo/action-payment_dunning.action_payment_order"),
+        ("order_actions", "/odoo/action-payment_dunning.action_payment_order"),
+        ("new_order", "/odoo/action-payment_dunning.action_payment_order"),
         ("order", "/odoo/action-payment_dunning.action_payment_order/{order}"),
         ("plan", "/odoo/action-payment_dunning.action_service_plan/{plan}"),
         ("template", "/odoo/action-payment_dunning.action_dunning_template/{template}"),

@@ -2,7 +2,7 @@
 retries (README, "Scheduled jobs")."""
 
 import threading
-from datetime import datetime
+from datetime import datetime, time, timedelta
 
 import psycopg2
 import pytz
@@ -16,17 +16,41 @@ MAX_BATCH_SIZE = 10000
 SERIALIZATION_ATTEMPTS = 10
 
 
+def company_tz(company):
+    """The collections timezone of the company (Settings), else its partner's, else UTC."""
+    tz_name = company.collection_tz or company.partner_id.tz or "UTC"
+    try:
+        return pytz.timezone(tz_name)
+    except pytz.UnknownTimeZoneError:
+        return pytz.utc
+
+
 def company_today(company):
-    """Today's date in the timezone of the company (its partner's tz), not the server's.
+    """Today's date in the collections timezone of the company, not the server's.
 
     A customer in Lima is not overdue at 19:00 local time just because UTC has passed midnight.
     """
-    tz_name = company.partner_id.tz or "UTC"
-    try:
-        tz = pytz.timezone(tz_name)
-    except pytz.UnknownTimeZoneError:
-        tz = pytz.utc
-    return datetime.now(tz).date()
+    return datetime.now(company_tz(company)).date()
+
+
+def local_time(company, hour, day):
+    """``hour`` (a float of Settings, 9.5 = 09:30; 24 = the next midnight) of ``day`` in the company's
+    timezone, as a naive UTC datetime."""
+    tz = company_tz(company)
+    minutes = min(max(round(hour * 60), 0), 24 * 60)
+    moment = datetime.combine(day, time(0)) + timedelta(minutes=minutes)
+    # a wall-clock time skipped or doubled by a DST change is taken as the standard time
+    return tz.localize(moment, is_dst=False).astimezone(pytz.utc).replace(tzinfo=None)
+
+
+def next_local_time(company, hour, now):
+    """The first moment after ``now`` (naive UTC) at ``hour`` of the company's day."""
+    day = pytz.utc.localize(now).astimezone(company_tz(company)).date()
+    while True:
+        moment = local_time(company, hour, day)
+        if moment > now:
+            return moment
+        day += timedelta(days=1)
 
 
 def company_days(companies, shift=None):

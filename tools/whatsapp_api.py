@@ -29,8 +29,8 @@ REPLY_ID_KEYS = ("id", "messageId", "message_id", "msgId")
 # the most of a gateway's answer shown in an error, a log or Test connection (the key redacted first)
 DETAIL_CHARS = 120
 REPLY_ID_CHARS = 255
-# answers of a gateway that read the key and refused the empty probe of Test connection
-PROBE_ACCEPTED_STATUSES = {400, 422}
+# where a status endpoint tells whether the WhatsApp number is connected (Evolution API, WAHA)
+STATE_KEYS = ("state", "status", "connectionStatus")
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class GatewaySettings:
     timeout: float
     instance: str = ""
     text_path: str = "/api/messages/send"
-    status_path: str = "/api/messages/send"
+    status_path: str = ""
     auth_header: str = "Authorization"
     auth_prefix: str = "Bearer "
     number_field: str = "number"
@@ -82,22 +82,42 @@ class WhatsAppApi:
         body, content_type = encode_multipart_formdata(fields)
         return self._reply_id(self._request("POST", self.settings.text_path, body, content_type))
 
-    def check_status(self):
-        """Ask the gateway with the key whether it is up; raise ``DeliveryError`` when not.
+    def has_status_endpoint(self):
+        """Whether the gateway has a status path of its own, read with the key (Test connection).
 
-        A status path of its own is read with GET. Whaticket-style gateways have none (the status
-        path is the send path): the send path gets an empty message, without recipient or text,
-        which sends nothing. The key is checked before the message, so 401/403 means "key
-        rejected" and 400/422 "key accepted, empty message refused". 405, 404, a redirect or 5xx
-        are failures, never a success.
+        Without one (Whaticket-style gateways, QRAPI) only a real message proves the key: an empty
+        or invalid message may be refused before the key is even read, or accepted whatever the key.
         """
-        path = self.settings.status_path or self.settings.text_path
-        if path != self.settings.text_path:
-            self._request("GET", path, None, None)
-            return
-        status, content = self._call("POST", path, b"{}", "application/json")
-        if status not in PROBE_ACCEPTED_STATUSES:
-            self._raise_for_status(status, content)
+        path = self.settings.status_path
+        return bool(path) and path != self.settings.text_path
+
+    def check_status(self):
+        """GET the status path with the key; return the state the gateway reports ("" if none).
+
+        Only a 2xx answer is a success: 401/403 is a rejected key; 404, 405, a redirect or 5xx a
+        failure (``DeliveryError``), never a success.
+        """
+        if not self.has_status_endpoint():
+            raise DeliveryError(self.env._("This gateway has no status path to check."), "gateway_error")
+        return self._state(self._request("GET", self.settings.status_path, None, None))
+
+    def status_path(self):
+        return self._path(self.settings.status_path)
+
+    def _state(self, content):
+        """What a status answer says of the connection (e.g. "open", "WORKING"), redacted and short."""
+        try:
+            reply = json.loads(content or b"null")
+        except ValueError:
+            return ""
+        for candidate in (reply, isinstance(reply, dict) and reply.get("instance")):
+            if not isinstance(candidate, dict):
+                continue
+            for key in STATE_KEYS:
+                value = candidate.get(key)
+                if isinstance(value, str) and value:
+                    return self._excerpt(value)
+        return ""
 
     # ---------------------------------------------------------------- request building
 
@@ -291,9 +311,6 @@ class EvolutionApi(WhatsAppApi):
         }
         return self._reply_id(self._post_json("/message/sendMedia/{instance}", payload))
 
-    def check_status(self):
-        self._request("GET", self.settings.status_path, None, None)
-
 
 class WahaApi(WhatsAppApi):
     """WAHA: ``X-Api-Key`` header, session in the body, chat ids ``<digits>@c.us``."""
@@ -306,9 +323,6 @@ class WahaApi(WhatsAppApi):
             "file": {"mimetype": self._mimetype(filename), "filename": filename, "data": self._base64(content)},
         }
         return self._reply_id(self._post_json("/api/sendFile", payload))
-
-    def check_status(self):
-        self._request("GET", self.settings.status_path, None, None)
 
 
 TRANSPORTS = {api.preset: api for api in (WhatsAppApi, EvolutionApi, WahaApi)} | {"custom": WhatsAppApi}

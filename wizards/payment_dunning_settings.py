@@ -5,8 +5,9 @@ class PaymentDunningSettings(models.TransientModel):
     """The Collections settings for Collections Managers who are not Odoo administrators.
 
     Odoo's Settings (``res.config.settings``) are for administrators only. This screen edits the
-    module's own settings (``DUNNING_PARAMS``: automatic tasks, notifications, generation schedule,
-    batch size, invoice orders, gateway, message template) with the same fields, defaults and checks;
+    module's own settings (``DUNNING_PARAMS``: automatic tasks, notifications, generation and dunning
+    run schedule, batch size, invoice orders, gateway, recipients, message template; and the
+    company's collections timezone and sending window) with the same fields, defaults and checks;
     the security-sensitive ones (outbound allowlist, mail server) stay in Settings.
     """
 
@@ -18,7 +19,8 @@ class PaymentDunningSettings(models.TransientModel):
     def default_get(self, fields_list):
         self._check_dunning_manager()
         values = super().default_get(fields_list)
-        values.update({name: value for name, value in self._dunning_get_params().items() if name in fields_list})
+        stored = self._dunning_get_params() | self._dunning_get_company_values(self.env.company)
+        values.update({name: value for name, value in stored.items() if name in fields_list})
         return values
 
     @api.model_create_multi

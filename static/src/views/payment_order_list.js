@@ -1,6 +1,7 @@
 import { Component, onWillStart, onWillUpdateProps, useState } from "@odoo/owl";
 import { registry } from "@web/core/registry";
 import { useService } from "@web/core/utils/hooks";
+import { ListController } from "@web/views/list/list_controller";
 import { listView } from "@web/views/list/list_view";
 import { ListRenderer } from "@web/views/list/list_renderer";
 
@@ -73,8 +74,21 @@ export class PaymentOrderListRenderer extends ListRenderer {
     static components = { ...ListRenderer.components, PaymentOrderTotals };
 }
 
+/**
+ * "+ New Order" opens the New Order dialog (customer, due date, amount, concept), not the full
+ * form; the dialog links to the form for orders of several lines. The list reloads when it closes.
+ */
+export class PaymentOrderListController extends ListController {
+    async createRecord() {
+        await this.actionService.doAction("payment_dunning.action_payment_order_new", {
+            onClose: () => this.model.load(),
+        });
+    }
+}
+
 export const paymentOrderListView = {
     ...listView,
+    Controller: PaymentOrderListController,
     Renderer: PaymentOrderListRenderer,
 };
 

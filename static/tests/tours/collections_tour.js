@@ -49,11 +49,12 @@ registry.category("web_tour.tours").add("payment_dunning_collections_tour", {
             run: "click",
         },
         {
+            content: "New Order dialog",
             trigger: ".o_control_panel_main_buttons .o_list_button_add",
             run: "click",
         },
         {
-            trigger: ".o_field_widget[name=partner_id] input",
+            trigger: ".modal .o_field_widget[name=partner_id] input",
             run: "edit Cliente Tour",
         },
         {
@@ -61,37 +62,36 @@ registry.category("web_tour.tours").add("payment_dunning_collections_tour", {
             run: "click",
         },
         {
-            trigger: ".o_field_widget[name=concept] input",
-            run: "edit Internet Hogar",
-        },
-        {
-            trigger: ".o_field_widget[name=due_date] input",
+            trigger: ".modal .o_field_widget[name=due_date] input",
             run: "edit 12/31/2026",
         },
         {
-            trigger: ".o_field_widget[name=line_ids] .o_field_x2many_list_row_add a",
-            run: "click",
-        },
-        {
-            trigger: ".o_field_widget[name=line_ids] .o_selected_row .o_field_widget[name=name] input",
-            run: "edit Internet Hogar",
-        },
-        {
-            trigger: ".o_field_widget[name=line_ids] .o_selected_row .o_field_widget[name=amount] input",
+            trigger: ".modal .o_field_widget[name=amount] input",
             run: "edit 89.90",
         },
         {
+            trigger: ".modal .o_field_widget[name=concept] input",
+            run: "edit Internet Hogar",
+        },
+        {
             content: "Create and notify",
-            trigger: ".o_form_statusbar button[name=action_notify]",
+            trigger: ".modal-footer button[name=action_create_and_notify]",
+            run: "click",
+        },
+        {
+            content: "The composer opens on the new order, by email and WhatsApp",
+            trigger: ".modal .o_payment_order_notify .o_field_widget[name=body] textarea:value(Hola Cliente Tour)",
+        },
+        {
+            trigger: ".modal .o_payment_order_notify .o_field_widget[name=channel_whatsapp] input:checked",
+        },
+        {
+            trigger: ".modal-footer button[name=action_send]",
             run: "click",
         },
         {
             content: "Sent by email and WhatsApp",
             trigger: ".o_notification:contains(Notification sent)",
-        },
-        {
-            trigger: ".o_breadcrumb a:contains(Payment Orders)",
-            run: "click",
         },
         {
             content: "A pending order is orange",
@@ -157,12 +157,18 @@ registry.category("web_tour.tours").add("payment_dunning_spanish_tour", {
             trigger: ".o_payment_order_totals:contains(Vencido)",
         },
         {
+            content: "New opens the New Order dialog",
             trigger: ".o_control_panel_main_buttons .o_list_button_add",
             run: "click",
         },
         {
+            content: "whose link opens the full form, for orders of several lines",
+            trigger: ".modal button[name=action_open_full_form]",
+            run: "click",
+        },
+        {
             content: "The order form in Spanish",
-            trigger: ".o_form_statusbar button[name=action_notify]:contains(Crear y notificar)",
+            trigger: ".o_form_statusbar button.o_payment_order_notify:contains(Crear y notificar)",
         },
         {
             trigger: ".o_form_label:contains(Fecha de vencimiento)",

@@ -1,8 +1,8 @@
 import { registry } from "@web/core/registry";
-import { stepUtils } from "@web_tour/tour_service/tour_utils";
 
 /**
- * A collections user creates an order, pays it, finds it by customer and sees the totals panel.
+ * A collections user creates an order in the New Order dialog, pays it from the list's Actions
+ * column, finds it by customer and sees the totals panel.
  */
 registry.category("web_tour.tours").add("payment_dunning_order_tour", {
     url: "/odoo/action-payment_dunning.action_payment_order",
@@ -16,13 +16,13 @@ registry.category("web_tour.tours").add("payment_dunning_order_tour", {
             trigger: ".o_payment_order_totals .o_payment_order_total_overdue",
         },
         {
-            content: "Create an order",
+            content: "New opens the New Order dialog",
             trigger: ".o_control_panel_main_buttons .o_list_button_add",
             run: "click",
         },
         {
             content: "Pick the customer",
-            trigger: ".o_field_widget[name=partner_id] input",
+            trigger: ".modal .o_field_widget[name=partner_id] input",
             run: "edit Tour Customer",
         },
         {
@@ -30,36 +30,32 @@ registry.category("web_tour.tours").add("payment_dunning_order_tour", {
             run: "click",
         },
         {
-            content: "Concept",
-            trigger: ".o_field_widget[name=concept] input",
-            run: "edit Fiber 500 Mbps",
-        },
-        {
             content: "Due date",
-            trigger: ".o_field_widget[name=due_date] input",
+            trigger: ".modal .o_field_widget[name=due_date] input",
             run: "edit 12/31/2026",
         },
         {
-            content: "Add the amount as a line",
-            trigger: ".o_field_widget[name=line_ids] .o_field_x2many_list_row_add a",
-            run: "click",
+            content: "Amount, no order line to type",
+            trigger: ".modal .o_field_widget[name=amount] input",
+            run: "edit 123.45",
         },
         {
-            trigger: ".o_field_widget[name=line_ids] .o_selected_row .o_field_widget[name=name] input",
+            content: "Concept",
+            trigger: ".modal .o_field_widget[name=concept] input",
             run: "edit Fiber 500 Mbps",
         },
         {
-            trigger: ".o_field_widget[name=line_ids] .o_selected_row .o_field_widget[name=amount] input",
-            run: "edit 123.45",
-        },
-        ...stepUtils.saveForm(),
-        {
-            content: "Saved orders are pending",
-            trigger: ".o_statusbar_status button.o_arrow_button_current:contains(Pending)",
+            content: "Create Order",
+            trigger: ".modal-footer button[name=action_create]",
+            run: "click",
         },
         {
-            content: "Pay it",
-            trigger: ".o_form_statusbar button[name=action_pay]",
+            content: "The dialog closes on the list, which shows the new pending order",
+            trigger: "body:not(:has(.modal)) .o_data_row.text-warning:contains(Tour Customer):contains(Fiber 500 Mbps)",
+        },
+        {
+            content: "Pay it from its Actions column",
+            trigger: ".o_data_row:contains(Tour Customer) button.o_payment_order_row_pay",
             run: "click",
         },
         {
@@ -68,13 +64,8 @@ registry.category("web_tour.tours").add("payment_dunning_order_tour", {
             run: "click",
         },
         {
-            content: "It is paid",
-            trigger: ".ribbon:contains(Paid)",
-        },
-        {
-            content: "Back to the list",
-            trigger: ".o_breadcrumb a:contains(Payment Orders)",
-            run: "click",
+            content: "It is paid: green, and no action is left on it",
+            trigger: ".o_data_row.text-success:contains(Tour Customer):not(:has(button.o_payment_order_row_pay))",
         },
         {
             content: "Search the customer",
@@ -108,13 +99,22 @@ registry.category("web_tour.tours").add("payment_dunning_order_tour", {
 });
 
 /**
- * Notify an order from its form: the result, the chatter entry and the communication log.
+ * Notify an order from its form: the composer, the result, the chatter entry and the communication log.
  */
 registry.category("web_tour.tours").add("payment_dunning_notify_tour", {
     steps: () => [
         {
             content: "Notify the customer",
-            trigger: ".o_form_statusbar button[name=action_notify]:contains(Notify)",
+            trigger: ".o_form_statusbar button.o_payment_order_notify:contains(Notify)",
+            run: "click",
+        },
+        {
+            content: "The composer shows the template written for this customer",
+            trigger: ".modal .o_payment_order_notify .o_field_widget[name=body] textarea:value(Hola Tour Notify)",
+        },
+        {
+            content: "Send",
+            trigger: ".modal-footer button[name=action_send]",
             run: "click",
         },
         {
@@ -136,6 +136,75 @@ registry.category("web_tour.tours").add("payment_dunning_notify_tour", {
         },
         {
             trigger: ".o_field_widget[name=notification_ids] .o_data_row:contains(WhatsApp):contains(Sent)",
+        },
+    ],
+});
+
+function selectRow(text) {
+    return {
+        content: `Select ${text}`,
+        trigger: `.o_data_row:contains(${text}) .o_list_record_selector input`,
+        run: "click",
+    };
+}
+
+/**
+ * The list's bulk actions on selected rows (cancel two orders at once) and the row's Notify,
+ * which opens the composer on that order.
+ */
+registry.category("web_tour.tours").add("payment_dunning_list_actions_tour", {
+    steps: () => [
+        {
+            content: "Only the customer's orders",
+            trigger: ".o_searchview_input",
+            run: "edit Bulk Customer",
+        },
+        {
+            trigger: ".o_searchview_autocomplete .o_menu_item:contains(Search Customer)",
+            run: "click",
+        },
+        {
+            trigger: ".o_searchview_facet:contains(Bulk Customer)",
+        },
+        selectRow("Bulk A"),
+        selectRow("Bulk B"),
+        {
+            content: "Cancel the selected orders",
+            trigger: "button.o_payment_order_bulk_cancel",
+            run: "click",
+        },
+        {
+            content: "Confirm",
+            trigger: ".modal-footer .btn-primary",
+            run: "click",
+        },
+        {
+            content: "Both are cancelled (grey)",
+            trigger: ".o_data_row.text-muted:contains(Bulk A)",
+        },
+        {
+            trigger: ".o_data_row.text-muted:contains(Bulk B)",
+        },
+        {
+            content: "The third order is notified from its row",
+            trigger: ".o_data_row:contains(Bulk C) button.o_payment_order_row_notify",
+            run: "click",
+        },
+        {
+            trigger: ".modal .o_payment_order_notify .o_field_widget[name=body] textarea:value(Hola Bulk Customer)",
+        },
+        {
+            content: "Send",
+            trigger: ".modal-footer button[name=action_send]",
+            run: "click",
+        },
+        {
+            content: "The result says it was sent",
+            trigger: ".o_notification:contains(Notification sent)",
+        },
+        {
+            content: "and the list counts the two messages",
+            trigger: ".o_data_row:contains(Bulk C) .o_data_cell[name=notification_count]:contains(2)",
         },
     ],
 });

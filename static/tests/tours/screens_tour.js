@@ -19,3 +19,30 @@ for (const [name, trigger] of Object.entries(SCREENS)) {
         steps: () => [{ content: `The ${name} screen is shown`, trigger }],
     });
 }
+
+// the list with its Actions column on the open orders
+registry.category("web_tour.tours").add("payment_dunning_screen_order_actions", {
+    steps: () => [
+        {
+            content: "The Actions column of the orders list",
+            trigger: ".o_payment_order_actions_header",
+        },
+        {
+            trigger: ".o_data_row button.o_payment_order_row_pay",
+        },
+    ],
+});
+
+// the New Order dialog (left as it opens: a tour may not end on a form with unsaved changes)
+registry.category("web_tour.tours").add("payment_dunning_screen_new_order", {
+    steps: () => [
+        {
+            trigger: ".o_control_panel_main_buttons .o_list_button_add",
+            run: "click",
+        },
+        {
+            content: "The New Order dialog is shown",
+            trigger: ".modal .o_payment_order_new .o_field_widget[name=amount] input",
+        },
+    ],
+});

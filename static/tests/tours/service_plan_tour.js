@@ -53,10 +53,19 @@ registry.category("web_tour.tours").add("payment_dunning_plan_tour", {
                 trigger: ".o_field_widget[name=installments] input",
                 run: "edit 4",
             },
+            {
+                content: "The total to collect, split into the 4 installments",
+                trigger: ".o_field_widget[name=total_amount] input",
+                run: "edit 240",
+            },
+            {
+                content: "What each installment bills is shown",
+                trigger: ".o_field_widget[name=installment_note]:contains(4 installments of)",
+            },
         ], [
             {
-                content: "The total of the 4 installments is shown",
-                trigger: ".o_field_widget[name=total_amount]:contains(240.00)",
+                content: "Each installment is a quarter of the total",
+                trigger: ".o_field_widget[name=amount]:contains(60.00)",
             },
         ]),
         {
