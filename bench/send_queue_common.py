@@ -87,6 +87,8 @@ def template(env, name, email=True, whatsapp=True):
             "body": f"{name}: hola @variable_nombre, @variable_orden vence @variable_fecha_vencimiento",
             "channel_email": email,
             "channel_whatsapp": whatsapp,
+            # the bench measures the queue, not the PDF renderer (statements are on by default)
+            "attach_statement": False,
         }
     )
 

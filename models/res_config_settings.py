@@ -71,7 +71,6 @@ class PaymentDunningSettingsMixin(models.AbstractModel):
         help="Hour of the day (collections timezone) at which orders are generated.",
     )
     dunning_run_hour = fields.Float(
-        string="Dunning Run Hour",
         default=8.0,
         help="Hour of the day (collections timezone) at which the dunning rules queue their reminders.",
     )

@@ -256,18 +256,27 @@ class ResPartner(models.Model):
         return partners
 
     def write(self, vals):
-        if self.env.context.get(SYNC_KEY) is SYNC_SENTINEL:
-            return self._write_collection_fields(vals)
-        kinds = [kind for kind, field in DEFAULT_FIELDS.items() if field in vals]
-        result = self.with_context(**{SYNC_KEY: SYNC_SENTINEL})._write_collection_fields(vals)
-        if kinds:
-            self._sync_contacts_from_defaults(kinds)
-        if kinds or "collection_contact_ids" in vals:
-            self._refresh_default_contacts()
+        syncing = self.env.context.get(SYNC_KEY) is SYNC_SENTINEL
+        vals = self._checked_collection_vals(vals)
+        partners = self if syncing else self.with_context(**{SYNC_KEY: SYNC_SENTINEL})
+        if vals.get("collection_whatsapp"):
+            # the country of each partner decides how a local number is read
+            for partner in partners:
+                number = partner._normalize_whatsapp(vals["collection_whatsapp"], partner._whatsapp_country_for(vals))
+                super(ResPartner, partner).write(dict(vals, collection_whatsapp=number))
+            result = True
+        else:
+            result = super(ResPartner, partners).write(vals)
+        if not syncing:
+            kinds = [kind for kind, field in DEFAULT_FIELDS.items() if field in vals]
+            if kinds:
+                self._sync_contacts_from_defaults(kinds)
+            if kinds or "collection_contact_ids" in vals:
+                self._refresh_default_contacts()
         return result
 
-    def _write_collection_fields(self, vals):
-        """``write`` with the collection email and WhatsApp number normalised and the document checked."""
+    def _checked_collection_vals(self, vals):
+        """``vals`` with the collection email normalised and the document number stripped and free."""
         self._strip_document_number(vals)
         if isinstance(vals.get("collection_email"), str):
             vals = dict(vals)
@@ -280,16 +289,12 @@ class ResPartner(models.Model):
                     vals.get("company_id", partner.company_id.id),
                     exclude_ids=partner.ids,
                 )
-        if not vals.get("collection_whatsapp"):
-            return super().write(vals)
-        # the country of each partner decides how a local number is read
-        for partner in self:
-            country = self._whatsapp_country(
-                vals.get("country_id", partner.country_id.id), vals.get("company_id", partner.company_id.id)
-            )
-            number = self._normalize_whatsapp(vals["collection_whatsapp"], country)
-            super(ResPartner, partner).write(dict(vals, collection_whatsapp=number))
-        return True
+        return vals
+
+    def _whatsapp_country_for(self, vals):
+        return self._whatsapp_country(
+            vals.get("country_id", self.country_id.id), vals.get("company_id", self.company_id.id)
+        )
 
     @api.model
     def _strip_document_number(self, vals):

@@ -195,7 +195,7 @@ class TestWriteOff(HistoryCase):
         order = self.create_order(100.0)
         flush_tracking(self.env)
         action = order.with_user(self.manager).action_write_off()
-        wizards = self.env[action["res_model"]].with_user(self.manager).with_context(action["context"])
+        wizards = self.env[action["res_model"]].with_user(self.manager).with_context(**action["context"])
         wizard = wizards.create({"reason": "x"})
         self.assertEqual((wizard.order_id, wizard.amount), (order, 100.0), "the whole balance by default")
         wizard.write({"amount": 30.0, "reason": "Disputed installation fee"})

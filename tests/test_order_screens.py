@@ -74,7 +74,7 @@ class TestNewOrderDialog(PaymentDunningCase):
         action = self.dialog(due_date="2026-12-10").action_create_and_notify()
         order = self.env["payment.order"].search([("partner_id", "=", self.customer.id)])
         self.assertEqual((action["res_model"], action["target"]), ("payment.order.notify", "new"))
-        composer = self.env["payment.order.notify"].with_user(self.user).with_context(action["context"]).create({})
+        composer = self.env["payment.order.notify"].with_user(self.user).with_context(**action["context"]).create({})
         self.assertEqual(composer.order_ids, order)
         self.assertFalse(order.notification_ids, "nothing is sent before the composer's Send")
 
@@ -306,5 +306,5 @@ class TestOrderListActions(PaymentDunningCase):
         self.create_order()
         action = self.env.ref("payment_dunning.action_payment_order_notify")
         context = {"active_model": "payment.order", "active_id": order.id, "active_ids": order.ids}
-        composer = self.env[action.res_model].with_user(self.user).with_context(context).create({})
+        composer = self.env[action.res_model].with_user(self.user).with_context(**context).create({})
         self.assertEqual(composer.order_ids, order)

@@ -29,9 +29,9 @@ class PaymentOrderNew(models.TransientModel):
         help="Optional: an unpaid invoice of the customer. The order takes its number, residual and "
         "due date, and follows its payments.",
     )
-    due_date = fields.Date(string="Due Date", default=lambda self: company_today(self.env.company))
-    amount = fields.Monetary(string="Amount")
-    concept = fields.Char(string="Concept", help="What the customer is paying for; shown in the reminders.")
+    due_date = fields.Date(default=lambda self: company_today(self.env.company))
+    amount = fields.Monetary()
+    concept = fields.Char(help="What the customer is paying for; shown in the reminders.")
 
     @api.onchange("partner_id")
     def _onchange_partner_id(self):
