@@ -25,6 +25,6 @@ class TestSpanishTranslation(TransactionCase):
         self.env["ir.module.module"].search([("name", "=", "payment_dunning")])._update_translations(["es_ES"])
         Order = self.env["payment.order"].with_context(lang="es_ES")
         states = dict(Order._fields["state"]._description_selection(Order.env))
-        self.assertEqual(states["overdue"], "Vencido")
-        self.assertEqual(states["cancelled"], "Anulado")
+        self.assertEqual(states["overdue"], "Vencida")
+        self.assertEqual(states["cancelled"], "Anulada")
         self.assertEqual(Order.env["ir.model"]._get("payment.order").name, "Orden de pago")

@@ -154,7 +154,7 @@ registry.category("web_tour.tours").add("payment_dunning_spanish_tour", {
         },
         {
             content: "The totals panel in Spanish",
-            trigger: ".o_payment_order_totals:contains(Vencido)",
+            trigger: ".o_payment_order_totals:contains(Vencida)",
         },
         {
             content: "New opens the New Order dialog",
