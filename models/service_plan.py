@@ -224,7 +224,7 @@ class ServicePlan(models.Model):
         "its due date), not its due date.",
     )
     state = fields.Selection(
-        [("active", "Active (recurring)"), ("to_collect", "To Collect"), ("paid", "Paid")],
+        [("active", "Active (recurring)"), ("to_collect", "To Collect"), ("paid", "Fully Paid")],
         compute="_compute_state",
         store=True,
         index=True,
