@@ -15,3 +15,4 @@ from . import res_partner_collection_contact
 from . import payment_dunning_document_map
 from . import payment_dunning_holiday
 from . import payment_dunning_import_document_type
+from . import payment_order_promise

@@ -379,6 +379,12 @@ class DunningTemplate(models.Model):
                 template=self.id,
                 interval=self.interval_days,
             ),
+            # a promise to pay pauses the reminders of its orders until its date (issue 14)
+            SQL(
+                """NOT EXISTS (SELECT 1 FROM payment_order_promise_order_rel pr
+                                 JOIN payment_order_promise pp ON pp.id = pr.promise_id
+                                WHERE pr.order_id = o.id AND pp.state = 'open' AND pp.promised_date >= c.today)"""
+            ),
         ]
         if not self.open_end:
             conditions.append(SQL("c.today - o.due_date <= %s", self.days_to))

@@ -15,6 +15,7 @@ AUTOMATIC_CRONS = (
     "payment_dunning.cron_payment_order_mark_overdue",
     "payment_dunning.cron_dunning_run",
     "payment_dunning.cron_payment_order_send_queue",
+    "payment_dunning.cron_payment_order_promise_check",
 )
 MANAGER_GROUP = "payment_dunning.group_payment_dunning_manager"
 
