@@ -379,7 +379,7 @@ class DunningTemplate(models.Model):
                 template=self.id,
                 interval=self.interval_days,
             ),
-            # a promise to pay pauses the reminders of its orders until its date (issue 14)
+            # a promise to pay pauses the reminders of its orders until its date (README, "Promises to pay")
             SQL(
                 """NOT EXISTS (SELECT 1 FROM payment_order_promise_order_rel pr
                                  JOIN payment_order_promise pp ON pp.id = pr.promise_id
