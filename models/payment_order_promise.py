@@ -15,7 +15,7 @@ MANAGER_GROUP = "payment_dunning.group_payment_dunning_manager"
 
 
 class PaymentOrderPromise(models.Model):
-    """A date and an amount the customer committed to pay (issue 14): the automatic reminders of
+    """A date and an amount the customer committed to pay (README, "Promises to pay"): the automatic reminders of
     its orders pause until the date; the day after, the promise is kept or broken."""
 
     _name = "payment.order.promise"

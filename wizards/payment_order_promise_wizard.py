@@ -5,7 +5,7 @@ from ..tools import collection
 
 
 class PaymentOrderPromiseWizard(models.TransientModel):
-    """Record a customer's promise to pay, from an order or from the customer (issue 14)."""
+    """Record a customer's promise to pay, from an order or from the customer."""
 
     _name = "payment.order.promise.wizard"
     _description = "Promise to Pay"
