@@ -16,3 +16,5 @@ from . import payment_dunning_document_map
 from . import payment_dunning_holiday
 from . import payment_dunning_import_document_type
 from . import payment_order_promise
+from . import payment_order_payment_method
+from . import payment_order_payment

@@ -36,6 +36,9 @@ TRANSITIONS = {
 }
 # what only an invoice's new due date may do besides: an overdue order no longer past due owes on time again
 DUE_DATE_TRANSITIONS = {"overdue": {"pending"}}
+# what only a cancelled payment may do besides: the order it had paid owes again
+REOPEN_KEY = "payment_order_reopen"
+REOPEN_TRANSITIONS = {"paid": {"pending", "overdue"}}
 MANAGER_GROUP = "payment_dunning.group_payment_dunning_manager"
 
 
@@ -76,6 +79,8 @@ class PaymentOrder(models.Model):
     currency_id = fields.Many2one(related="company_id.currency_id", store=True, string="Currency", readonly=True)
     concept = fields.Char(help="What the customer is paying for; shown in the reminders.")
     line_ids = fields.One2many("payment.order.line", "order_id", string="Lines", copy=True)
+    payment_ids = fields.One2many("payment.order.payment", "order_id", string="Payments", readonly=True)
+    payment_count = fields.Integer(compute="_compute_payment_count")
     amount = fields.Monetary(compute="_compute_amount", store=True, help="Sum of the order lines.")
     charges_amount = fields.Monetary(
         string="Charges and Interest",
@@ -632,10 +637,14 @@ class PaymentOrder(models.Model):
             allowed = TRANSITIONS[order.state]
             if self._follows_due_date():
                 allowed = allowed | DUE_DATE_TRANSITIONS.get(order.state, set())
+            reopening = self._is_internal_edit() and self.env.context.get(REOPEN_KEY) is EDIT_SENTINEL
+            if reopening:
+                allowed = allowed | REOPEN_TRANSITIONS.get(order.state, set())
             if new_state != order.state and new_state not in allowed:
                 order._raise_closed(new_state)
             money = {"balance", "charges_amount"} & set(vals)
-            if order.state in CLOSED_STATES and any(order._differs(fname, vals[fname]) for fname in money):
+            changes_money = any(order._differs(fname, vals[fname]) for fname in money)
+            if order.state in CLOSED_STATES and not reopening and changes_money:
                 order._raise_closed(new_state)
 
     def _raise_closed(self, new_state):
@@ -813,9 +822,92 @@ class PaymentOrder(models.Model):
         self._pay()
         return True
 
-    def _pay(self):
+    def _pay(self, paid_date=None):
         for company, orders in self.grouped("company_id").items():
-            orders._internal_edit().write({"state": "paid", "paid_date": company_today(company), "balance": 0.0})
+            orders._internal_edit().write(
+                {"state": "paid", "paid_date": paid_date or company_today(company), "balance": 0.0}
+            )
+
+    @api.depends("payment_ids")
+    def _compute_payment_count(self):
+        for order in self:
+            order.payment_count = len(order.payment_ids)
+
+    def _register_payment(self, amount, date, method=None, reference=None, note=None):
+        """Record a payment received for this open order (issue 14): at most its balance; an
+        invoice order is paid on its invoice, whose residual the order then follows."""
+        self.ensure_one()
+        self.check_access("write")
+        currency = self.currency_id
+        if self.state not in OPEN_STATES:
+            self._raise_closed(self.state)
+        if currency.compare_amounts(amount, 0) <= 0 or currency.compare_amounts(amount, self.balance) > 0:
+            raise UserError(
+                self.env._(
+                    "The payment for order %(order)s must be more than zero and at most its balance, %(balance)s.",
+                    order=self.name,
+                    balance=currency.format(self.balance),
+                )
+            )
+        account_payment = self._pay_invoice(amount, date, reference) if self.invoice_id else False
+        payment = (
+            self.env["payment.order.payment"]
+            .sudo()
+            .create(
+                {
+                    "account_payment_id": account_payment,
+                    "order_id": self.id,
+                    "amount": amount,
+                    "date": date,
+                    "method_id": method.id if method else False,
+                    "reference": reference,
+                    "note": note,
+                }
+            )
+        )
+        if self.invoice_id:
+            self.invoice_id.sudo()._sync_payment_orders()
+            if self.state == "paid":
+                self._internal_edit().write({"paid_date": date})
+        elif currency.compare_amounts(amount, self.balance) == 0:
+            self.sudo()._pay(paid_date=date)
+        else:
+            self.sudo()._set_balance(self.balance - amount)
+        return payment
+
+    def _pay_invoice(self, amount, date, reference):
+        """Odoo's own register-payment flow, so the invoice and the order never disagree."""
+        invoice = self.invoice_id.sudo()
+        journal = (
+            self.env["account.journal"]
+            .sudo()
+            .search([("company_id", "=", self.company_id.id), ("type", "in", ("bank", "cash"))], limit=1)
+        )
+        wizard = (
+            self.env["account.payment.register"]
+            .sudo()
+            .with_context(active_model="account.move", active_ids=invoice.ids)
+            .create(
+                {
+                    "amount": amount,
+                    "payment_date": date,
+                    "journal_id": journal.id,
+                    "communication": reference or invoice.name,
+                }
+            )
+        )
+        return wizard._create_payments()[:1].id
+
+    def _restore_balance(self, balance):
+        """A cancelled payment: the order owes it again; one it had paid reopens."""
+        for order in self:
+            if order.state == "paid":
+                past_due = order.due_date < company_today(order.company_id)
+                order._internal_edit().with_context(**{REOPEN_KEY: EDIT_SENTINEL}).write(
+                    {"state": "overdue" if past_due else "pending", "paid_date": False, "balance": balance}
+                )
+            else:
+                order._set_balance(balance)
 
     def action_cancel(self):
         """Cancel for good: a cancelled order never comes back (README, "Payment orders")."""

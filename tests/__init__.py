@@ -22,3 +22,4 @@ from . import test_sending_window
 from . import test_plans_and_rules
 from . import test_contact_points
 from . import test_order_promises
+from . import test_order_payments
