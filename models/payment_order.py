@@ -834,7 +834,7 @@ class PaymentOrder(models.Model):
             order.payment_count = len(order.payment_ids)
 
     def _register_payment(self, amount, date, method=None, reference=None, note=None):
-        """Record a payment received for this open order (issue 14): at most its balance; an
+        """Record a payment received for this open order (README, "Payments"): at most its balance; an
         invoice order is paid on its invoice, whose residual the order then follows."""
         self.ensure_one()
         self.check_access("write")

@@ -11,7 +11,7 @@ CANCEL_SENTINEL = object()
 
 
 class PaymentOrderPayment(models.Model):
-    """One payment received for a payment order (issue 14): lowers its balance; cancelled by a
+    """One payment received for a payment order (README, "Payments"): lowers its balance; cancelled by a
     manager with a reason, the balance comes back."""
 
     _name = "payment.order.payment"

@@ -2,7 +2,7 @@ from odoo import fields, models
 
 
 class PaymentOrderPaymentMethod(models.Model):
-    """How a customer paid an order: cash, bank transfer, card, a wallet (Yape, Plin)... (issue 14)."""
+    """How a customer paid an order: cash, bank transfer, card, a wallet (Yape, Plin)... (README, "Payments")."""
 
     _name = "payment.order.payment.method"
     _description = "Payment Order Payment Method"

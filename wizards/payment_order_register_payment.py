@@ -3,7 +3,7 @@ from odoo.exceptions import UserError
 
 
 class PaymentOrderRegisterPayment(models.TransientModel):
-    """Register a payment received for one order, or the whole balance of several (issue 14)."""
+    """Register a payment received for one order, or the whole balance of several (README, "Payments")."""
 
     _name = "payment.order.register.payment"
     _description = "Register a Payment on Payment Orders"
