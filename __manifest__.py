@@ -6,7 +6,7 @@
     "author": "payment_dunning contributors",
     "website": "https://github.com/payment-dunning/payment_dunning",
     "license": "LGPL-3",
-    "depends": ["mail", "account", "phone_validation"],
+    "depends": ["mail", "account", "payment", "phone_validation"],
     "external_dependencies": {"python": ["phonenumbers"]},
     "data": [
         "security/payment_dunning_security.xml",
@@ -19,6 +19,7 @@
         "security/qrapi_connector_test_access.xml",
         "security/payment_order_promise_access.xml",
         "security/payment_order_payment_access.xml",
+        "security/payment_order_charge_access.xml",
         "wizards/payment_order_new_views.xml",
         "wizards/payment_order_notify_views.xml",
         "wizards/payment_order_write_off_views.xml",

@@ -18,3 +18,4 @@ from . import payment_dunning_import_document_type
 from . import payment_order_promise
 from . import payment_order_payment_method
 from . import payment_order_payment
+from . import payment_order_charge

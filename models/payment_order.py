@@ -81,6 +81,7 @@ class PaymentOrder(models.Model):
     line_ids = fields.One2many("payment.order.line", "order_id", string="Lines", copy=True)
     payment_ids = fields.One2many("payment.order.payment", "order_id", string="Payments", readonly=True)
     payment_count = fields.Integer(compute="_compute_payment_count")
+    charge_ids = fields.One2many("payment.order.charge", "order_id", string="Charges History", readonly=True)
     amount = fields.Monetary(compute="_compute_amount", store=True, help="Sum of the order lines.")
     charges_amount = fields.Monetary(
         string="Charges and Interest",

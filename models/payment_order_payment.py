@@ -61,6 +61,18 @@ class PaymentOrderPayment(models.Model):
         self.sudo().with_context(**{CANCEL_KEY: CANCEL_SENTINEL}).write({"state": "cancelled", "cancel_reason": reason})
         self.message_post(body=self.env._("Payment cancelled: %s", reason))
 
+    def _queue_receipts(self):
+        """Queue the receipt of each of these payments to its customer (README, "Receipts"); returns the
+        queued notifications (none when the company does not send receipts)."""
+        return self.env["payment.order.notification"]
+
+    def _send_receipts(self):
+        """Queue the receipts and send them at once, as Notify does."""
+        notifications = self._queue_receipts()
+        if notifications:
+            notifications._send_now()
+        return notifications
+
     @staticmethod
     def _is_open(order):
         return order.state in OPEN_STATES

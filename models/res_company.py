@@ -78,6 +78,33 @@ class ResCompany(models.Model):
     dunning_send_sat = fields.Boolean(string="Saturday", default=True)
     dunning_send_sun = fields.Boolean(string="Sunday", default=False)
     dunning_holiday_ids = fields.One2many("payment.dunning.holiday", "company_id", string="Collection Holidays")
+    payment_receipt_notify = fields.Boolean(
+        string="Send Payment Receipts",
+        default=True,
+        help="Each registered payment sends the customer its receipt (Constancia de pago) by their channels.",
+    )
+    late_fee_active = fields.Boolean(
+        string="Late Fees and Interest",
+        help="Every day, overdue orders past the grace period get the late fee and the interest below, "
+        "in their Charges and Interest.",
+    )
+    late_fee_grace_days = fields.Integer(
+        string="Grace Period (days)", default=5, help="Days after the due date before any charge is added."
+    )
+    late_fee_fixed = fields.Monetary(
+        string="Fixed Late Fee", currency_field="currency_id", help="Added once to an order when its grace period ends."
+    )
+    late_fee_monthly_rate = fields.Float(
+        string="Monthly Interest (%)",
+        digits=(5, 2),
+        help="Interest per month on the overdue balance, added day by day (the monthly rate / 30 each day).",
+    )
+    late_fee_cap_percent = fields.Float(
+        string="Cap (% of the amount)",
+        digits=(5, 2),
+        default=10.0,
+        help="Charges and interest of an order never exceed this percentage of its amount (0: no cap).",
+    )
 
     @api.depends("country_id")
     def _compute_collection_tz(self):

@@ -16,6 +16,7 @@ AUTOMATIC_CRONS = (
     "payment_dunning.cron_dunning_run",
     "payment_dunning.cron_payment_order_send_queue",
     "payment_dunning.cron_payment_order_promise_check",
+    "payment_dunning.cron_payment_order_late_fees",
 )
 MANAGER_GROUP = "payment_dunning.group_payment_dunning_manager"
 
@@ -41,6 +42,18 @@ DUNNING_COMPANY_FIELDS = {
     "dunning_window_start": "dunning_window_start",
     "dunning_window_end": "dunning_window_end",
     **{name: name for name in WEEKDAY_FIELDS},
+    "dunning_receipt_notify": "payment_receipt_notify",
+    "dunning_late_fee_active": "late_fee_active",
+    "dunning_late_fee_grace_days": "late_fee_grace_days",
+    "dunning_late_fee_fixed": "late_fee_fixed",
+    "dunning_late_fee_monthly_rate": "late_fee_monthly_rate",
+    "dunning_late_fee_cap_percent": "late_fee_cap_percent",
+}
+LATE_FEE_TERMS = {
+    "dunning_late_fee_grace_days": "grace_days",
+    "dunning_late_fee_fixed": "fixed",
+    "dunning_late_fee_monthly_rate": "monthly_rate",
+    "dunning_late_fee_cap_percent": "cap_percent",
 }
 
 
@@ -103,6 +116,20 @@ class PaymentDunningSettingsMixin(models.AbstractModel):
     dunning_send_fri = fields.Boolean(string="Friday", default=True)
     dunning_send_sat = fields.Boolean(string="Saturday", default=True)
     dunning_send_sun = fields.Boolean(string="Sunday", default=False)
+    dunning_receipt_notify = fields.Boolean(
+        string="Send Payment Receipts",
+        default=True,
+        help="Each registered payment sends the customer its receipt (Constancia de pago) by their channels.",
+    )
+    dunning_late_fee_active = fields.Boolean(
+        string="Late Fees and Interest",
+        help="Every day, overdue orders past the grace period get the late fee and the interest, in their "
+        "Charges and Interest.",
+    )
+    dunning_late_fee_grace_days = fields.Integer(string="Grace Period (days)", default=5)
+    dunning_late_fee_fixed = fields.Float(string="Fixed Late Fee", digits="Account")
+    dunning_late_fee_monthly_rate = fields.Float(string="Monthly Interest (%)", digits=(5, 2))
+    dunning_late_fee_cap_percent = fields.Float(string="Cap (% of the amount)", digits=(5, 2), default=10.0)
     dunning_notifications = fields.Boolean(
         string="Automatic Notifications",
         help="Generated orders and dunning rules send reminders automatically.",
@@ -250,6 +277,17 @@ class PaymentDunningSettingsMixin(models.AbstractModel):
                 self._reschedule_generation()
             if moved or old["dunning_run_hour"] != self.dunning_run_hour:
                 self._reschedule_dunning_run()
+
+    def _late_fee_terms(self):
+        """The late-fee terms as typed on this screen (saved or not): {term: value}."""
+        self.ensure_one()
+        return {term: self[name] for name, term in LATE_FEE_TERMS.items()}
+
+    def action_preview_late_fees(self):
+        """What the late fees would add today with the terms on the screen, before turning them on."""
+        self.ensure_one()
+        self._check_dunning_manager()
+        return self.env["payment.order.late.fee.preview"]._open_for(self.company_id, self._late_fee_terms())
 
     def _reschedule_generation(self):
         """Next run of the generation job at the configured hour of the company's day."""

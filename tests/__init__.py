@@ -23,3 +23,6 @@ from . import test_plans_and_rules
 from . import test_contact_points
 from . import test_order_promises
 from . import test_order_payments
+from . import test_payment_receipts
+from . import test_pay_now
+from . import test_late_fees

@@ -392,7 +392,8 @@ def cmd_test(args):
         odoo_command(
             database,
             "-i",
-            MODULE,
+            # the demo payment provider pays in the pay-now tours
+            f"{MODULE},payment_demo",
             "--test-enable",
             f"--test-tags={args.tags}",
             "--stop-after-init",

@@ -1,0 +1,1 @@
+"""The pay-now page of the customers (README, "Pay now")."""
