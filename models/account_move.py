@@ -75,11 +75,28 @@ class AccountMove(models.Model):
             elif invoice.payment_state in ("paid", "in_payment") or invoice.currency_id.is_zero(
                 invoice.amount_residual
             ):
-                order.action_pay()
+                order._pay()
             elif invoice.state == "posted":
                 residual = order.currency_id.round(abs(invoice.amount_residual_signed))
                 if order.currency_id.compare_amounts(residual, order.balance):
                     order._set_balance(min(residual, order.amount_total))
+        self._reopen_unpaid_orders()
+
+    def _reopen_unpaid_orders(self):
+        """A paid order whose invoice owes again (its payment was cancelled or unreconciled) reopens with
+        the invoice's residual; a written-off order stays closed: its debt was forgiven, not paid."""
+        orders = (
+            self.env["payment.order"]
+            .sudo()
+            .search([("invoice_id", "in", self.ids), ("state", "=", "paid"), ("written_off_amount", "=", 0)])
+        )
+        for order in orders:
+            invoice = order.invoice_id
+            if invoice.state != "posted" or invoice.payment_state not in ("not_paid", "partial"):
+                continue
+            residual = order.currency_id.round(abs(invoice.amount_residual_signed))
+            if order.currency_id.compare_amounts(residual, 0) > 0:
+                order._restore_balance(min(residual, order.amount_total))
 
     @api.model
     def _payment_order_candidates_domain(self):

@@ -816,11 +816,13 @@ class PaymentOrder(models.Model):
         }
 
     def action_pay(self):
-        """Register the payment of the whole outstanding balance, dated today."""
+        """Register the payment of the whole outstanding balance of each order, dated today (README,
+        "Payments"): a payment record like any other, and an invoice order's invoice is paid too."""
         closed = self._closed_orders_text()
         if closed:
             raise UserError(self.env._("Only pending or overdue orders can be paid: %s.", closed))
-        self._pay()
+        for order in self:
+            order._register_payment(order.balance, company_today(order.company_id))
         return True
 
     def _pay(self, paid_date=None):

@@ -50,7 +50,7 @@ class TestOrderPayments(PaymentDunningCase):
         order.action_pay()
         with self.assertRaises(UserError):
             self.register(order, 10.0)
-        self.assertFalse(order.payment_ids)
+        self.assertEqual(order.payment_ids.mapped("amount"), [100.0], "Pay registers the whole balance, once")
 
     def test_bulk_pays_each_its_balance(self):
         first, second = self.create_order(100.0), self.create_order(40.0)
@@ -70,6 +70,15 @@ class TestOrderPayments(PaymentDunningCase):
         self.assertEqual(order.balance, 100.0)
         self.assertEqual(order.state, "overdue", "its due date is past")
         self.assertFalse(order.paid_date)
+
+    def test_customer_lists_its_payments(self):
+        order = self.create_order(100.0)
+        self.register(order, 30.0)
+        self.register(order, 20.0)
+        partner = self.customer.with_user(self.user)
+        self.assertEqual(partner.collection_payment_count, 2)
+        action = partner.action_view_collection_payments()
+        self.assertEqual(self.env["payment.order.payment"].search(action["domain"]), order.payment_ids)
 
     def test_user_cannot_rewrite_a_payment(self):
         payment = self.register(self.create_order(100.0), 30.0)
@@ -108,3 +117,17 @@ class TestOrderPaymentsInvoice(AccountTestInvoicingCommon):
         payment.action_cancel_payment("bounced")
         self.env.cr.precommit.run()
         self.assertEqual(invoice.amount_residual, 400.0)
+        self.assertEqual(order.state, "overdue", "the order owes again what its invoice owes again")
+        self.assertEqual(order.balance, 400.0)
+        self.assertFalse(order.paid_date)
+
+    def test_pay_button_pays_the_invoice(self):
+        invoice = self.init_invoice("out_invoice", amounts=[300.0], invoice_date="2026-11-01", post=True)
+        invoice.action_create_payment_orders()
+        order = invoice.payment_order_ids
+        order.action_pay()
+        self.env.cr.precommit.run()
+        self.assertIn(invoice.payment_state, ("paid", "in_payment"))
+        self.assertEqual(order.state, "paid")
+        self.assertTrue(order.payment_ids.account_payment_id)
+        self.assertEqual(order.payment_ids.amount, invoice.amount_total)
