@@ -192,6 +192,9 @@ class TestScreens(HttpCase):
         ("template", "/odoo/action-payment_dunning.action_dunning_template/{template}"),
         ("aging", "/odoo/action-payment_dunning.action_payment_dunning_aging"),
         ("settings", "/odoo/action-payment_dunning.action_collections_settings"),
+        ("register_payment", "/odoo/action-payment_dunning.action_payment_order/{order}"),
+        ("payments", "/odoo/action-payment_dunning.action_payment_order_payment"),
+        ("promises", "/odoo/action-payment_dunning.action_payment_order_promise"),
     )
 
     def setUp(self):

@@ -12,6 +12,8 @@ const SCREENS = {
     template: ".o_field_widget[name=body]",
     aging: ".o_pivot .o_pivot_cell_value",
     settings: "#dunning_notifications",
+    payments: ".o_list_renderer .o_data_row td[name=reference]:contains(OP-552901)",
+    promises: ".o_list_renderer .o_data_row td[name=partner_id]:contains(Colegio)",
 };
 
 for (const [name, trigger] of Object.entries(SCREENS)) {
@@ -43,6 +45,20 @@ registry.category("web_tour.tours").add("payment_dunning_screen_new_order", {
         {
             content: "The New Order dialog is shown",
             trigger: ".modal .o_payment_order_new .o_field_widget[name=amount] input",
+        },
+    ],
+});
+
+// the Register Payment dialog of an order (left as it opens)
+registry.category("web_tour.tours").add("payment_dunning_screen_register_payment", {
+    steps: () => [
+        {
+            trigger: ".o_form_view .o_payment_order_register_payment",
+            run: "click",
+        },
+        {
+            content: "The Register Payment dialog is shown",
+            trigger: ".modal .o_field_widget[name=amount] input",
         },
     ],
 });
