@@ -80,6 +80,18 @@ class TestOrderPayments(PaymentDunningCase):
         action = partner.action_view_collection_payments()
         self.assertEqual(self.env["payment.order.payment"].search(action["domain"]), order.payment_ids)
 
+    def test_manager_cancels_from_the_dialog(self):
+        order = self.create_order(100.0)
+        payment = self.register(order, 30.0)
+        context = {"active_model": "payment.order.payment", "active_id": payment.id}
+        dialog = self.env["payment.order.payment.cancel"].with_context(**context)
+        with self.assertRaises(AccessError):
+            dialog.with_user(self.user).create({"reason": "typo"})
+        dialog.with_user(self.manager).create({"reason": "The transfer bounced"}).action_cancel_payment()
+        self.assertEqual(payment.state, "cancelled")
+        self.assertEqual(payment.cancel_reason, "The transfer bounced")
+        self.assertEqual(order.balance, 100.0)
+
     def test_user_cannot_rewrite_a_payment(self):
         payment = self.register(self.create_order(100.0), 30.0)
         with self.assertRaises(UserError):

@@ -329,17 +329,42 @@ def prepare(browser=False):
 # ---------------------------------------------------------------------------------- commands
 
 
+# the demo payment provider lets the pay-now page be tried without a real account
+DEMO_MODULES = f"{MODULE},payment_demo"
+
+
+def production_options(workers, cron_workers, http_port):
+    """Odoo's prefork mode as a production guide sets it (README, "Deploying"): HTTP workers, cron
+    workers, the websocket port, and time and memory limits that recycle a runaway worker."""
+    if not workers:
+        return [f"--max-cron-threads={cron_workers}"]
+    return [
+        f"--workers={workers}",
+        f"--max-cron-threads={cron_workers}",
+        f"--gevent-port={http_port + 3}",
+        "--limit-time-cpu=600",
+        "--limit-time-real=1200",
+        "--limit-time-real-cron=1800",
+        f"--limit-memory-soft={2048 * 1024 * 1024}",
+        f"--limit-memory-hard={2560 * 1024 * 1024}",
+        "--limit-request=8192",
+        f"--db_maxconn={max(32, 4 * (workers + cron_workers))}",
+    ]
+
+
 def cmd_start(args):
     prepare()
     if not database_exists(args.db):
         say(f"creating database {args.db} with {MODULE} and demo data")
-        subprocess.run(odoo_command(args.db, "-i", MODULE, "--stop-after-init", "--no-http"), check=True)
+        subprocess.run(odoo_command(args.db, "-i", DEMO_MODULES, "--stop-after-init", "--no-http"), check=True)
         update = []
     else:
         update = ["-u", MODULE]
-    say(f"Odoo starts at http://localhost:{args.http_port} (login admin, password admin); Ctrl+C stops it")
+    mode = f"{args.workers} workers and {args.cron_workers} cron workers" if args.workers else "threaded mode"
+    say(f"Odoo starts at http://localhost:{args.http_port} ({mode}; login admin, password admin); Ctrl+C stops it")
     # loopback only: the demo database logs in with admin/admin
     server = [f"--http-port={args.http_port}", "--http-interface=127.0.0.1"]
+    server += production_options(args.workers, args.cron_workers, args.http_port)
     os.execv(sys.executable, odoo_command(args.db, *update, *server))
 
 
@@ -393,7 +418,7 @@ def cmd_test(args):
             database,
             "-i",
             # the demo payment provider pays in the pay-now tours
-            f"{MODULE},payment_demo",
+            DEMO_MODULES,
             "--test-enable",
             f"--test-tags={args.tags}",
             "--stop-after-init",
@@ -514,6 +539,10 @@ def main():
     start = commands.add_parser("start", help="run Odoo with the addon and demo data")
     start.add_argument("--db", default=MODULE)
     start.add_argument("--http-port", type=int, default=8069)
+    start.add_argument(
+        "--workers", type=int, default=0, help="HTTP worker processes (prefork, as in production); 0: threaded"
+    )
+    start.add_argument("--cron-workers", type=int, default=2, help="processes (or threads) running the jobs")
     start.set_defaults(func=cmd_start)
     test = commands.add_parser("test", help="run the addon's tests on a fresh database")
     test.add_argument("--tags", default=f"/{MODULE}", help="Odoo --test-tags (default: the whole addon)")

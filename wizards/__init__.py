@@ -6,3 +6,4 @@ from . import payment_order_write_off
 from . import qrapi_connector_test
 from . import payment_order_promise_wizard
 from . import payment_order_register_payment
+from . import payment_order_payment_cancel
