@@ -40,6 +40,8 @@ PYTHON_DEPENDENCIES = {
     "freezegun": "freezegun",
     "websocket": "websocket-client",
     "aiosmtpd": "aiosmtpd",
+    # gevent's own dependency, which Odoo's websocket process (prefork mode) needs
+    "zope.interface": "zope.interface",
 }
 
 
@@ -284,11 +286,22 @@ def addons_path():
     return f"{addons},{odoo_addons}"
 
 
+def odoo_launcher():
+    """A file that starts Odoo, as ``odoo-bin`` does: prefork mode re-runs ``sys.argv[0]`` for its
+    websocket process, which ``python -m odoo`` cannot be."""
+    path = os.path.join(DEVENV, "odoo-bin")
+    text = "import odoo\n\nif __name__ == '__main__':\n    odoo.cli.main()\n"
+    os.makedirs(DEVENV, exist_ok=True)
+    if not os.path.exists(path) or open(path, encoding="utf-8").read() != text:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    return path
+
+
 def odoo_command(database, *options):
     return [
         sys.executable,
-        "-m",
-        "odoo",
+        odoo_launcher(),
         f"--addons-path={addons_path()}",
         f"--data-dir={os.path.join(DEVENV, 'filestore')}",
         "-d",
