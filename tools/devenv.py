@@ -541,6 +541,12 @@ def merge_translation(pot_path, po_path):
     return sum(1 for entry in po if not entry.msgstr)
 
 
+def cmd_load(args):
+    """The load test of bench/load (README, "Load") on a fresh database."""
+    args.path = os.path.join(ROOT, "bench", "load", "run_load.py")
+    return cmd_script(args)
+
+
 def cmd_stop_db(_args):
     stop_postgres()
     return 0
@@ -570,11 +576,19 @@ def main():
     script.add_argument("path")
     script.add_argument("script_args", nargs=argparse.REMAINDER)
     script.set_defaults(func=cmd_script)
+    load = commands.add_parser("load", help="the load test of bench/load (Locust, Odoo in prefork mode)")
+    load.add_argument("script_args", nargs=argparse.REMAINDER)
+    load.set_defaults(func=cmd_load)
     pot = commands.add_parser("pot", help="regenerate the translation template")
     pot.set_defaults(func=cmd_pot)
     stop_db = commands.add_parser("stop-db", help="stop the private PostgreSQL cluster")
     stop_db.set_defaults(func=cmd_stop_db)
-    args = parser.parse_args()
+    args, unknown = parser.parse_known_args()
+    if unknown and args.command != "load":
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if args.command == "load":
+        # everything after "load" is the load test's own options
+        args.script_args = unknown + args.script_args
     return args.func(args) or 0
 
 
