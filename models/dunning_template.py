@@ -38,6 +38,13 @@ class DunningTemplate(models.Model):
     sequence = fields.Integer(default=10)
     active = fields.Boolean(default=True)
     company_id = fields.Many2one("res.company", index=True, help="Leave empty to use the template in every company.")
+    usage = fields.Selection(
+        [("reminder", "Reminder"), ("receipt", "Payment receipt")],
+        default="reminder",
+        required=True,
+        help="A reminder chases what is owed (Notify, the dunning rules); a payment receipt thanks the customer for "
+        'a payment, with its Constancia de pago attached (README, "Receipts").',
+    )
     is_default = fields.Boolean(
         string="Default",
         help="Used by Notify, Create and notify, and the orders generated from service plans.",
@@ -105,7 +112,20 @@ class DunningTemplate(models.Model):
         "document on WhatsApp. Every dunning message carries it unless you untick this.",
     )
 
+    pay_link = fields.Boolean(
+        string="Add the Pay-Now Link",
+        default=True,
+        help="When the company has an online payment provider, the reminder ends with the customer's pay-now link "
+        "(unless the text already places @variable_link_pago).",
+    )
+
     _sql_constraints = [
+        (
+            "receipt_not_a_rule",
+            "CHECK(usage = 'reminder' OR (NOT auto_send AND NOT is_default))",
+            "A payment receipt template is sent for each payment: "
+            "it is neither a dunning rule nor the default reminder.",
+        ),
         (
             "channel_required",
             "CHECK(channel_email OR channel_whatsapp)",
@@ -128,6 +148,10 @@ class DunningTemplate(models.Model):
             "@variable_dias_vencido": self.env._("Days past the due date"),
             "@variable_empresa": self.env._("Your company's name"),
             "@variable_detalle": self.env._("One line per order: reference, concept, due date, balance"),
+            "@variable_monto_pagado": self.env._("Amount paid (payment receipts)"),
+            "@variable_fecha_pago": self.env._("Date of the payment (payment receipts)"),
+            "@variable_recibo": self.env._("Receipt number (payment receipts)"),
+            "@variable_link_pago": self.env._("Pay-now link of the customer (with an online payment provider)"),
         }
         return {name: (labels[name], getter) for name, getter in self._variable_getters().items()}
 
@@ -144,6 +168,11 @@ class DunningTemplate(models.Model):
             "@variable_dias_vencido": self._value_days_overdue,
             "@variable_empresa": self._value_company,
             "@variable_detalle": self._value_detail,
+            # a reminder has no payment: these are a receipt's (``_receipt_getters``)
+            "@variable_monto_pagado": lambda orders: "",
+            "@variable_fecha_pago": lambda orders: "",
+            "@variable_recibo": lambda orders: "",
+            "@variable_link_pago": self._value_pay_link,
         }
 
     @api.depends_context("lang")
@@ -212,15 +241,25 @@ class DunningTemplate(models.Model):
     def _get_default(self, company=None):
         company = company or self.env.company
         return self.search(
-            [("is_default", "=", True), ("company_id", "in", [company.id, False])],
+            [("is_default", "=", True), ("usage", "=", "reminder"), ("company_id", "in", [company.id, False])],
             order="company_id",
+            limit=1,
+        )
+
+    @api.model
+    def _get_receipt_template(self, company):
+        """The payment receipt template of ``company`` (its own before a shared one)."""
+        return self.search(
+            [("usage", "=", "receipt"), ("company_id", "in", [company.id, False])],
+            order="company_id, sequence, id",
             limit=1,
         )
 
     # ------------------------------------------------------------------ rendering
 
-    def _render_text(self, text, orders):
-        """Replace the variables of ``text`` with the values of ``orders`` (one customer's)."""
+    def _render_text(self, text, orders, payment=None):
+        """Replace the variables of ``text`` with the values of ``orders`` (one customer's); a receipt's
+        with those of its ``payment``."""
         self.ensure_one()
         if not text:
             return ""
@@ -228,6 +267,8 @@ class DunningTemplate(models.Model):
         lang = partner.lang or self.env.lang or "en_US"
         env_orders = orders.with_context(lang=lang)
         getters = self._variable_getters()
+        if payment:
+            getters.update(self._receipt_getters(payment.with_context(lang=lang)))
         cache = {}
 
         def replace(match):
@@ -240,11 +281,20 @@ class DunningTemplate(models.Model):
 
         return VARIABLE_RE.sub(replace, text)
 
-    def _render_body(self, orders):
-        return self._render_text(self.body, orders)
+    def _render_body(self, orders, payment=None):
+        text = self._render_text(self.body, orders, payment)
+        if self.usage == "reminder" and self.pay_link and "@variable_link_pago" not in (self.body or ""):
+            link = self._value_pay_link(orders)
+            if link:
+                label = self.with_context(lang=orders.partner_id[:1].lang or self.env.lang)._pay_link_label()
+                text = f"{text}\n\n{label} {link}"
+        return text
 
-    def _render_subject(self, orders):
-        return self._render_text(self.subject, orders).replace("\n", " ").strip()
+    def _pay_link_label(self):
+        return self.env._("Pay online:")
+
+    def _render_subject(self, orders, payment=None):
+        return self._render_text(self.subject, orders, payment).replace("\n", " ").strip()
 
     @api.model
     def _text_to_html(self, text):
@@ -288,6 +338,18 @@ class DunningTemplate(models.Model):
 
     def _value_company(self, orders):
         return (orders.company_id[:1] or self.env.company).name
+
+    def _value_pay_link(self, orders):
+        return orders.partner_id[:1].commercial_partner_id.sudo()._collection_pay_url() or ""
+
+    def _receipt_getters(self, payment):
+        """The variables of a payment receipt: the payment's, and the balance it left."""
+        return {
+            "@variable_monto_pagado": lambda orders: self._money(orders, payment.amount),
+            "@variable_fecha_pago": lambda orders: format_date(orders.env, payment.date, lang_code=orders.env.lang),
+            "@variable_recibo": lambda orders: payment.name or "",
+            "@variable_saldo": lambda orders: self._money(orders, payment.balance_after),
+        }
 
     def _value_detail(self, orders):
         lines = []

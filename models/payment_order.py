@@ -876,6 +876,7 @@ class PaymentOrder(models.Model):
             self.sudo()._pay(paid_date=date)
         else:
             self.sudo()._set_balance(self.balance - amount)
+        payment._write_internal({"balance_after": self.balance})
         return payment
 
     def _pay_invoice(self, amount, date, reference):
@@ -1255,7 +1256,158 @@ class PaymentOrder(models.Model):
             ),
             "can_configure": self.env.user.has_group("payment_dunning.group_payment_dunning_manager"),
             "settings_action": self._settings_action(),
+            "collected": self._dashboard_collected(today, currency),
+            "promises": self._dashboard_promises(today, currency),
+            "days_to_pay": self._dashboard_days_to_pay(today),
+            "rules": self._dashboard_rules(currency),
         }
+
+    @api.model
+    def _dashboard_collected(self, today, currency):
+        """Payments of this month (the company's month), by method, and last month's total."""
+        payments = self.env["payment.order.payment"]
+        month_start = today.replace(day=1)
+        last_month_start = fields.Date.subtract(month_start, months=1)
+        domain = [
+            ("state", "=", "posted"),
+            ("date", ">=", month_start),
+            ("date", "<=", today),
+            ("company_id", "in", self.env.companies.ids),
+        ]
+        methods = []
+        for method, count, amount in payments._read_group(domain, ["method_id"], ["__count", "amount:sum"]):
+            methods.append(
+                {
+                    "name": method.name or self.env._("No method"),
+                    "count": count,
+                    "formatted": currency.format(amount),
+                    "amount": amount,
+                    "domain": [*domain, ("method_id", "=", method.id)],
+                }
+            )
+        methods.sort(key=lambda method: -method["amount"])
+        [(count, amount)] = payments._read_group(domain, [], ["__count", "amount:sum"])
+        last_domain = [*domain[:1], ("date", ">=", last_month_start), ("date", "<", month_start), *domain[3:]]
+        [(_last_count, last_amount)] = payments._read_group(last_domain, [], ["__count", "amount:sum"])
+        return {
+            "count": count,
+            "formatted": currency.format(amount or 0.0),
+            "last_month": currency.format(last_amount or 0.0),
+            "domain": domain,
+            "methods": methods,
+        }
+
+    @api.model
+    def _dashboard_promises(self, today, currency):
+        """Open promises due this week, and promises broken in the last 30 days."""
+        promises = self.env["payment.order.promise"]
+        in_companies = [("company_id", "in", self.env.companies.ids)]
+        due_domain = [
+            ("state", "=", "open"),
+            ("promised_date", ">=", today),
+            ("promised_date", "<=", fields.Date.add(today, days=7)),
+            *in_companies,
+        ]
+        broken_domain = [
+            ("state", "=", "broken"),
+            ("promised_date", ">=", fields.Date.subtract(today, days=30)),
+            *in_companies,
+        ]
+        figures = {}
+        for key, domain in (("due_this_week", due_domain), ("broken", broken_domain)):
+            [(count, amount)] = promises._read_group(domain, [], ["__count", "promised_amount:sum"])
+            figures[key] = {"count": count, "formatted": currency.format(amount or 0.0), "domain": domain}
+        return figures
+
+    @api.model
+    def _dashboard_days_to_pay(self, today):
+        """Average days from the due date to the payment of the orders paid in the last 90 days (written-off
+        ones aside: they were not paid)."""
+        self.flush_model(["state", "paid_date", "due_date", "written_off_amount", "company_id"])
+        self.env.cr.execute(
+            SQL(
+                """
+                SELECT count(*), avg(paid_date - due_date), avg(paid_date - create_date::date)
+                  FROM payment_order
+                 WHERE state = 'paid' AND paid_date >= %s AND company_id IN %s
+                   AND coalesce(written_off_amount, 0) = 0
+                """,
+                fields.Date.subtract(today, days=90),
+                tuple(self.env.companies.ids),
+            )
+        )
+        count, after_due, after_creation = self.env.cr.fetchone()
+        return {
+            "count": count,
+            "after_due": round(float(after_due), 1) if after_due is not None else None,
+            "after_creation": round(float(after_creation), 1) if after_creation is not None else None,
+        }
+
+    @api.model
+    def _dashboard_rules(self, currency, days=30, window=7):
+        """Which rule works: for each template, over the last ``days``, the reminders sent, the orders they
+        reached, and what was paid on those orders within ``window`` days after one of its messages (a
+        payment counts once per template; an order reached by two templates counts for each)."""
+        notifications = self.env["payment.order.notification"]
+        notifications.flush_model()
+        self.env["payment.order.payment"].flush_model()
+        since = fields.Datetime.subtract(fields.Datetime.now(), days=days)
+        self.env.cr.execute(
+            SQL(
+                """
+                WITH reached AS (
+                    SELECT n.template_id, rel.order_id, n.sent_at::date AS day
+                      FROM payment_order_notification n
+                      JOIN payment_order_notification_rel rel ON rel.notification_id = n.id
+                     WHERE n.state = 'sent' AND n.sent_at >= %(since)s AND n.payment_id IS NULL
+                       AND n.company_id IN %(companies)s
+                ),
+                paid AS (
+                    SELECT DISTINCT r.template_id, p.id, p.order_id, p.amount
+                      FROM reached r
+                      JOIN payment_order_payment p
+                        ON p.order_id = r.order_id AND p.state = 'posted'
+                       AND p.date BETWEEN r.day AND r.day + %(window)s
+                ),
+                sent AS (
+                    SELECT template_id, count(*) AS messages
+                      FROM payment_order_notification
+                     WHERE state = 'sent' AND sent_at >= %(since)s AND payment_id IS NULL
+                       AND company_id IN %(companies)s
+                     GROUP BY template_id
+                )
+                SELECT s.template_id, s.messages,
+                       (SELECT count(DISTINCT order_id) FROM reached r
+                         WHERE r.template_id IS NOT DISTINCT FROM s.template_id),
+                       (SELECT count(DISTINCT order_id) FROM paid x
+                         WHERE x.template_id IS NOT DISTINCT FROM s.template_id),
+                       (SELECT coalesce(sum(amount), 0) FROM paid x
+                         WHERE x.template_id IS NOT DISTINCT FROM s.template_id)
+                  FROM sent s
+                 ORDER BY 5 DESC, 2 DESC
+                """,
+                since=since,
+                companies=tuple(self.env.companies.ids),
+                window=window,
+            )
+        )
+        templates = self.env["dunning.template"].with_context(active_test=False)
+        rules = []
+        for template_id, messages, orders, paid_orders, amount in self.env.cr.fetchall():
+            template = templates.browse(template_id).exists() if template_id else templates
+            rules.append(
+                {
+                    "id": template_id or 0,
+                    "name": template.name or self.env._("Deleted rule"),
+                    "automatic": bool(template.auto_send),
+                    "messages": messages,
+                    "orders": orders,
+                    "paid_orders": paid_orders,
+                    "rate": round(100.0 * paid_orders / orders) if orders else 0,
+                    "collected": currency.format(amount),
+                }
+            )
+        return {"days": days, "window": window, "rules": rules}
 
     @api.model
     def get_state_totals(self, domain=None):

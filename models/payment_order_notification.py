@@ -173,6 +173,14 @@ class PaymentOrderNotification(models.Model):
         help="Still in progress: waiting in the queue, or about an order that is still pending or overdue.",
     )
     dedupe_key = fields.Char(readonly=True, copy=False, help="Makes a dunning run queue each message once.")
+    payment_id = fields.Many2one(
+        "payment.order.payment",
+        string="Payment",
+        readonly=True,
+        index="btree_not_null",
+        ondelete="set null",
+        help='The payment this message is the receipt of (README, "Receipts").',
+    )
     chatter_pending = fields.Boolean(
         readonly=True,
         copy=False,
@@ -202,12 +210,14 @@ class PaymentOrderNotification(models.Model):
     # ------------------------------------------------------------------ queueing
 
     @api.model
-    def _queue(self, template, orders, channels=None, subject=None, body=None):
+    def _queue(self, template, orders, channels=None, subject=None, body=None, payment=None, again=False):
         """One queued message per customer and channel of ``template`` for ``orders``.
 
         ``channels`` ("email", "whatsapp"), when given, are the channels chosen instead of the
         template's; ``subject`` and ``body``, when given, are sent instead of the template's (the
         composer's text for one customer; the template still decides the statement attachment).
+        With a ``payment``, the messages are its receipt: queued once per contact (``again``: a
+        deliberate resend), with the receipt attached instead of the statement.
         """
         chosen = template._channels() if channels is None else [c for c in ("email", "whatsapp") if c in channels]
         vals_list = []
@@ -229,9 +239,26 @@ class PaymentOrderNotification(models.Model):
                             "recipient": recipient,
                             "fixed_recipient": recipient,
                             "run_date": company_today(company),
+                            **self._receipt_values(payment, channel, recipient, again),
                         }
                     )
+        if payment and not again:
+            vals_list = self._not_queued_yet(vals_list)
         return self.create(vals_list)
+
+    @api.model
+    def _receipt_values(self, payment, channel, recipient, again):
+        if not payment:
+            return {}
+        key = f"receipt:{payment.id}:{channel}:{recipient or ''}"
+        return {"payment_id": payment.id, "dedupe_key": False if again else key}
+
+    @api.model
+    def _not_queued_yet(self, vals_list):
+        """The receipts not queued before (a payment's receipt goes once per contact)."""
+        keys = [vals["dedupe_key"] for vals in vals_list]
+        existing = set(self.sudo().search([("dedupe_key", "in", keys)]).mapped("dedupe_key"))
+        return [vals for vals in vals_list if vals["dedupe_key"] not in existing]
 
     @api.model
     def _queued_recipients(self, partner, channel):
@@ -555,7 +582,12 @@ class PaymentOrderNotification(models.Model):
 
     def _render(self, run):
         """What goes out, prepared without writing or sending anything; None when there is nothing to chase."""
-        orders = self.order_ids.filtered(lambda order: order.state in OPEN_STATES)
+        payment = self.payment_id
+        if payment:
+            # a receipt goes although its payment closed the order; not once the payment is cancelled
+            orders = self.order_ids if payment.state == "posted" else self.order_ids.browse()
+        else:
+            orders = self.order_ids.filtered(lambda order: order.state in OPEN_STATES)
         if not orders:
             return None
         template = self.template_id or self.env["dunning.template"]._get_default(self.company_id)
@@ -567,13 +599,15 @@ class PaymentOrderNotification(models.Model):
         message = {
             "orders": orders,
             "template": template,
-            "text": template._render_text(self.body_override, orders)
+            "text": template._render_text(self.body_override, orders, payment)
             if self.body_override
-            else template._render_body(orders),
+            else template._render_body(orders, payment),
             "company_id": self.company_id.id,
             "channel": self.channel,
         }
-        if template.attach_statement:
+        if payment:
+            message.update(self._payment_receipt())
+        elif template.attach_statement:
             message.update(self._account_statement())
         if self.channel == "email":
             partner = self.partner_id
@@ -598,8 +632,18 @@ class PaymentOrderNotification(models.Model):
 
     def _render_subject(self, template, orders):
         if not self.subject_override:
-            return template._render_subject(orders)
-        return template._render_text(self.subject_override, orders).replace("\n", " ").strip()
+            return template._render_subject(orders, self.payment_id)
+        return template._render_text(self.subject_override, orders, self.payment_id).replace("\n", " ").strip()
+
+    def _payment_receipt(self):
+        """The payment's Constancia de pago, sent as the statement is; when it cannot be rendered, why."""
+        try:
+            with self.env.cr.savepoint():
+                name, content = self.payment_id.sudo()._receipt_pdf()
+        except Exception as error:  # the receipt's PDF never costs the message
+            _logger.warning("Receipt of payment %s not rendered", self.payment_id.id, exc_info=True)
+            return {"statement_error": self.env._("The payment receipt was not attached: %s", error)}
+        return {"statement": (name, content)}
 
     def _statement_report(self):
         """The statement report as the send job renders it: of this message's company only."""

@@ -1,11 +1,22 @@
-from odoo import fields, models
+from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError
+from odoo.tools import SQL
 
 from ..tools.collection import OPEN_STATES
 
 MANAGER_GROUP = "payment_dunning.group_payment_dunning_manager"
 # what nobody changes after a payment is registered: a mistake is cancelled and registered again
-FROZEN_FIELDS = {"order_id", "amount", "date", "method_id", "account_payment_id", "state", "cancel_reason"}
+FROZEN_FIELDS = {
+    "name",
+    "order_id",
+    "amount",
+    "date",
+    "method_id",
+    "account_payment_id",
+    "state",
+    "cancel_reason",
+    "balance_after",
+}
 CANCEL_KEY = "payment_order_payment_cancel"
 CANCEL_SENTINEL = object()
 
@@ -19,6 +30,9 @@ class PaymentOrderPayment(models.Model):
     _inherit = ["mail.thread"]
     _order = "date desc, id desc"
 
+    name = fields.Char(
+        string="Receipt", readonly=True, copy=False, index=True, help="Number of its Constancia de pago."
+    )
     order_id = fields.Many2one("payment.order", required=True, readonly=True, ondelete="restrict", index=True)
     partner_id = fields.Many2one(related="order_id.partner_id", store=True)
     company_id = fields.Many2one(related="order_id.company_id", store=True)
@@ -33,6 +47,47 @@ class PaymentOrderPayment(models.Model):
     )
     cancel_reason = fields.Text(readonly=True)
     account_payment_id = fields.Many2one("account.payment", readonly=True, copy=False)
+    balance_after = fields.Monetary(
+        string="Balance After", readonly=True, help="What the order still owed once this payment was registered."
+    )
+    receipt_notification_ids = fields.One2many(
+        "payment.order.notification", "payment_id", string="Receipts Sent", readonly=True
+    )
+
+    _sql_constraints = [
+        ("name_company_uniq", "UNIQUE(company_id, name)", "Receipt numbers are unique per company."),
+    ]
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        payments = super().create(vals_list)
+        for payment in payments:
+            sequence = payment._receipt_sequence(payment.company_id)
+            payment._write_internal({"name": sequence.next_by_id(payment.date)})
+        return payments
+
+    def _write_internal(self, vals):
+        """The addon's own changes of what a user cannot change (number, balance after, cancel)."""
+        return self.sudo().with_context(**{CANCEL_KEY: CANCEL_SENTINEL}).write(vals)
+
+    def _receipt_sequence(self, company):
+        """Each company numbers its own receipts; its sequence is made with its first payment."""
+        sequences = self.env["ir.sequence"].sudo()
+        domain = [("code", "=", "payment.order.payment"), ("company_id", "=", company.id)]
+        sequence = sequences.search(domain, limit=1)
+        if not sequence:
+            # two first payments at once must not make two sequences that both start at 1
+            self.env.cr.execute(SQL("SELECT id FROM res_company WHERE id = %s FOR NO KEY UPDATE", company.id))
+            sequence = sequences.search(domain, limit=1) or sequences.create(
+                {
+                    "name": self.env._("Payment receipts of %s", company.name),
+                    "code": "payment.order.payment",
+                    "company_id": company.id,
+                    "prefix": "REC/%(year)s/",
+                    "padding": 5,
+                }
+            )
+        return sequence
 
     def write(self, vals):
         if FROZEN_FIELDS & set(vals) and self.env.context.get(CANCEL_KEY) is not CANCEL_SENTINEL:
@@ -58,13 +113,23 @@ class PaymentOrderPayment(models.Model):
             self.account_payment_id.sudo().action_cancel()
         else:
             order._restore_balance(order.balance + self.amount)
-        self.sudo().with_context(**{CANCEL_KEY: CANCEL_SENTINEL}).write({"state": "cancelled", "cancel_reason": reason})
+        self._write_internal({"state": "cancelled", "cancel_reason": reason})
+        queued = self.sudo().receipt_notification_ids.filtered(lambda line: line.state == "queued")
+        queued.write(
+            {"state": "cancelled", "error": self.env._("The payment was cancelled before its receipt was sent.")}
+        )
         self.message_post(body=self.env._("Payment cancelled: %s", reason))
 
     def _queue_receipts(self):
-        """Queue the receipt of each of these payments to its customer (README, "Receipts"); returns the
-        queued notifications (none when the company does not send receipts)."""
-        return self.env["payment.order.notification"]
+        """Queue the receipt of each of these payments to its customer, by the channels of the company's
+        receipt template (README, "Receipts"); none when the company does not send receipts. A payment's
+        receipt is queued once per contact, however often this is called."""
+        notifications = self.env["payment.order.notification"].sudo()
+        for payment in self.sudo().filtered(lambda p: p.state == "posted" and p.company_id.payment_receipt_notify):
+            template = self.env["dunning.template"].sudo()._get_receipt_template(payment.company_id)
+            if template:
+                notifications |= notifications._queue(template, payment.order_id, payment=payment)
+        return notifications
 
     def _send_receipts(self):
         """Queue the receipts and send them at once, as Notify does."""
@@ -72,6 +137,28 @@ class PaymentOrderPayment(models.Model):
         if notifications:
             notifications._send_now()
         return notifications
+
+    def _receipt_pdf(self):
+        """(file name, PDF bytes) of this payment's Constancia de pago."""
+        self.ensure_one()
+        report = self.env.ref("payment_dunning.action_report_payment_receipt").sudo().with_company(self.company_id)
+        content, _format = report._render_qweb_pdf(report, self.ids)
+        return self.env._("Payment receipt %s.pdf", self.name), content
+
+    def action_print_receipt(self):
+        return self.env.ref("payment_dunning.action_report_payment_receipt").report_action(self)
+
+    def action_send_receipt(self):
+        """Send the receipt again, now, by the customer's channels."""
+        self.check_access("write")
+        notifications = self.env["payment.order.notification"].sudo()
+        for payment in self.sudo().filtered(lambda p: p.state == "posted"):
+            template = self.env["dunning.template"]._get_receipt_template(payment.company_id)
+            if not template:
+                raise UserError(self.env._("There is no payment receipt template (Collections > Dunning Templates)."))
+            notifications |= notifications._queue(template, payment.order_id, payment=payment, again=True)
+        notifications._send_now()
+        return self.env["payment.order"]._notify_result_action(notifications)
 
     @staticmethod
     def _is_open(order):

@@ -106,6 +106,16 @@ class ResCompany(models.Model):
         help="Charges and interest of an order never exceed this percentage of its amount (0: no cap).",
     )
 
+    def _late_fee_terms(self):
+        """The late-fee terms of this company, as the job and its preview read them."""
+        self.ensure_one()
+        return {
+            "grace_days": self.late_fee_grace_days,
+            "fixed": self.late_fee_fixed,
+            "monthly_rate": self.late_fee_monthly_rate,
+            "cap_percent": self.late_fee_cap_percent,
+        }
+
     @api.depends("country_id")
     def _compute_collection_tz(self):
         """Set once (then the user's choice): the partner's tz of an existing company, else its country's."""

@@ -1,5 +1,6 @@
 from datetime import timedelta
 
+from odoo import fields
 from odoo.addons.payment_dunning.models.payment_order import company_today
 from odoo.tests import tagged
 
@@ -66,3 +67,77 @@ class TestAgingAndDashboard(PaymentDunningCase):
         self.create_order(5.0).action_notify()  # the customer has no gateway configured: failures
         data = self.env["payment.order"].with_company(self.company).get_dashboard_data()
         self.assertGreaterEqual(data["messages"]["failed"], 1)
+
+
+@tagged("post_install", "-at_install")
+class TestDashboardCollections(PaymentDunningCase):
+    """What the dashboard says about getting paid: collected this month by method, promises, days to pay,
+    and which rule works. Dates follow the real today, as the dashboard does."""
+
+    def setUp(self):
+        super().setUp()
+        self.today = company_today(self.company)
+        self.method = lambda code: self.env.ref(f"payment_dunning.payment_method_{code}")
+
+    def dashboard(self):
+        return self.env["payment.order"].with_user(self.user).get_dashboard_data()
+
+    def test_collected_this_month_by_method(self):
+        order = self.create_order(500.0, due_date=self.today)
+        order._register_payment(30.0, self.today, self.method("yape"))
+        order._register_payment(20.0, self.today, self.method("cash"))
+        cancelled = order._register_payment(40.0, self.today, self.method("cash"))
+        cancelled.with_user(self.manager).action_cancel_payment("bounced")
+        self.create_order(100.0, due_date=self.today)._register_payment(100.0, self.today)
+        last_month = self.today.replace(day=1) - timedelta(days=3)
+        self.create_order(15.0, due_date=self.today)._register_payment(15.0, last_month)
+        other = self.create_order(99.0, company=self.company_2, partner=self.customer_2)
+        other.sudo()._register_payment(99.0, self.today)
+        collected = self.dashboard()["collected"]
+        self.assertEqual(collected["count"], 3)
+        self.assertIn("150.00", collected["formatted"])
+        self.assertIn("15.00", collected["last_month"])
+        methods = {method["name"]: (method["count"], method["amount"]) for method in collected["methods"]}
+        self.assertEqual(methods, {"No method": (1, 100.0), "Yape": (1, 30.0), "Cash": (1, 20.0)})
+        yape = next(method for method in collected["methods"] if method["name"] == "Yape")
+        listed = self.env["payment.order.payment"].with_user(self.user).search(yape["domain"])
+        self.assertEqual(listed.mapped("amount"), [30.0], "the figure opens its own payments")
+
+    def test_average_days_to_pay(self):
+        late = self.create_order(100.0, due_date=self.today - timedelta(days=10))
+        early = self.create_order(100.0, due_date=self.today + timedelta(days=4))
+        forgiven = self.create_order(100.0, due_date=self.today - timedelta(days=60))
+        late._register_payment(100.0, self.today)
+        early._register_payment(100.0, self.today)
+        forgiven.with_user(self.manager)._write_off(100.0, "uncollectable")
+        figures = self.dashboard()["days_to_pay"]
+        self.assertEqual(figures["count"], 2, "the written-off order was not paid")
+        self.assertEqual(figures["after_due"], 3.0, "(10 + -4) / 2")
+
+    def test_which_rule_works(self):
+        rule = self.env["dunning.template"].create(
+            {"name": "Overdue reminder", "auto_send": True, "days_from": 1, "days_to": 30, "interval_days": 7}
+        )
+        quick, slow, silent = (self.create_order(200.0, due_date=self.today - timedelta(days=15)) for _ in range(3))
+        lines = self.env["payment.order.notification"]._queue(rule, quick | slow | silent, channels=["email"])
+        sent_at = fields.Datetime.now() - timedelta(days=12)
+        lines.sudo().write({"state": "sent", "sent_at": sent_at})
+        quick._register_payment(80.0, sent_at.date() + timedelta(days=3))
+        slow._register_payment(50.0, sent_at.date() + timedelta(days=11))
+        [row] = [row for row in self.dashboard()["rules"]["rules"] if row["id"] == rule.id]
+        self.assertEqual((row["messages"], row["orders"], row["paid_orders"], row["rate"]), (1, 3, 1, 33))
+        self.assertIn("80.00", row["collected"], "the payment 11 days later is not the rule's doing")
+        self.assertTrue(row["automatic"])
+
+    def test_promises_due_this_week_and_broken(self):
+        order = self.create_order(300.0, due_date=self.today - timedelta(days=5))
+        promises = self.env["payment.order.promise"]
+        values = {"partner_id": self.customer.id, "order_ids": [(6, 0, order.ids)], "promised_amount": 100.0}
+        promises.create({**values, "promised_date": self.today + timedelta(days=3)})
+        promises.create({**values, "promised_date": self.today + timedelta(days=20)})
+        broken = promises.create({**values, "promised_date": self.today})
+        broken._edit().write({"state": "broken"})
+        figures = self.dashboard()["promises"]
+        self.assertEqual(figures["due_this_week"]["count"], 1, "the one in 20 days is not this week")
+        self.assertIn("100.00", figures["due_this_week"]["formatted"])
+        self.assertEqual(figures["broken"]["count"], 1)

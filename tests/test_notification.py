@@ -152,10 +152,10 @@ class TestNotify(LocalGatewayMixin, PaymentDunningCase):
         self.env.ref("payment_dunning.dunning_template_default").is_default = True
         render = type(template)._render_body
 
-        def render_or_break(template_self, orders):
+        def render_or_break(template_self, orders, payment=None):
             if orders == good[1]:
                 raise ZeroDivisionError("a broken variable")
-            return render(template_self, orders)
+            return render(template_self, orders, payment)
 
         self.env.ref("payment_dunning.dunning_template_default").is_default = False
         with patch.object(type(template), "_render_body", render_or_break):

@@ -140,6 +140,55 @@ def log_tracking_sql(env, model_name, ids, field_name, old_value, new_value, aut
     return count
 
 
+def log_amount_tracking_sql(env, model_name, rows, field_names, author=None, with_=None):
+    """The ORM's tracking entry of monetary fields whose values differ per record: ``rows`` is an SQL
+    relation (a CTE name) with ``id``, ``currency_id`` and, for each of ``field_names``, ``old_<name>``
+    and ``new_<name>`` columns. One note per record, one tracking value per field. Return how many
+    notes were written."""
+    env["mail.message"].flush_model()
+    env["mail.tracking.value"].flush_model()
+    model = env[model_name]
+    field_ids = {name: env["ir.model.fields"]._get(model_name, name).id for name in field_names}
+    now = fields.Datetime.now()
+    messages = SQL(
+        """chatter_messages AS (
+            INSERT INTO mail_message (%s) SELECT %s FROM %s AS chatter_source RETURNING id, res_id
+        )""",
+        MESSAGE_COLUMNS,
+        _message_values(env, model_name, author, SQL("chatter_source.id"), SQL("%s", _stored_body(env, ""))),
+        rows,
+    )
+    values = SQL(" UNION ALL ").join(
+        SQL(
+            "SELECT %s AS field_id, r.%s AS old_value, r.%s AS new_value, r.currency_id, m.id AS message_id "
+            "FROM chatter_messages m JOIN %s r ON r.id = m.res_id",
+            field_id,
+            SQL.identifier(f"old_{name}"),
+            SQL.identifier(f"new_{name}"),
+            rows,
+        )
+        for name, field_id in field_ids.items()
+    )
+    env.cr.execute(
+        SQL(
+            """%s
+            INSERT INTO mail_tracking_value (field_id, old_value_float, new_value_float, currency_id,
+                                             mail_message_id, create_uid, create_date, write_uid, write_date)
+            SELECT field_id, old_value, new_value, currency_id, message_id, %s, %s, %s, %s FROM (%s) tracked""",
+            _with(with_, messages),
+            env.uid,
+            now,
+            env.uid,
+            now,
+            values,
+        )
+    )
+    count = env.cr.rowcount // max(len(field_names), 1)
+    model.invalidate_model(["message_ids"])
+    env["mail.message"].invalidate_model()
+    return count
+
+
 def _invalidate_messages(env, model_name, ids):
     env["mail.message"].invalidate_model()
     if isinstance(ids, SQL):

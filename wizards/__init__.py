@@ -7,3 +7,4 @@ from . import qrapi_connector_test
 from . import payment_order_promise_wizard
 from . import payment_order_register_payment
 from . import payment_order_payment_cancel
+from . import payment_order_late_fee_preview

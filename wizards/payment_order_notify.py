@@ -32,7 +32,7 @@ class PaymentOrderNotify(models.TransientModel):
         compute="_compute_template_id",
         store=True,
         readonly=False,
-        domain="[('company_id', 'in', [company_id, False])]",
+        domain="[('company_id', 'in', [company_id, False]), ('usage', '=', 'reminder')]",
     )
     # one compute each: a channel given on create must not keep the other from its template default
     channel_email = fields.Boolean(string="Email", compute="_compute_channel_email", store=True, readonly=False)

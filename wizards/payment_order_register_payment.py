@@ -1,6 +1,9 @@
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 
+# receipts of this many payments go at once from the dialog; more are left to the send queue
+SEND_RECEIPTS_AT_ONCE = 20
+
 
 class PaymentOrderRegisterPayment(models.TransientModel):
     """Register a payment received for one order, or the whole balance of several (README, "Payments")."""
@@ -39,7 +42,45 @@ class PaymentOrderRegisterPayment(models.TransientModel):
         if not self.order_ids:
             raise UserError(self.env._("Choose the orders to register a payment for."))
         # the order checks the amount and who may pay it: this dialog is only one way to call it
+        payments = self.env["payment.order.payment"]
         for order in self.order_ids:
             amount = self.amount if len(self.order_ids) == 1 else order.balance
-            order._register_payment(amount, self.date, self.method_id, self.reference, self.note)
-        return {"type": "ir.actions.act_window_close"}
+            payments |= order._register_payment(amount, self.date, self.method_id, self.reference, self.note)
+        if len(payments) <= SEND_RECEIPTS_AT_ONCE:
+            receipts = payments._send_receipts()
+        else:
+            # many at once: the send queue sends them, the dialog does not wait
+            receipts = payments._queue_receipts()
+        return self._result_action(payments, receipts)
+
+    def _result_action(self, payments, receipts):
+        """What was registered, and what happened to each receipt."""
+        orders = self.env["payment.order"]
+        lines = [
+            self.env._(
+                "Payment %(receipt)s of %(amount)s registered on %(order)s.",
+                receipt=payment.name,
+                amount=payment.currency_id.format(payment.amount),
+                order=payment.order_id.name,
+            )
+            for payment in payments[:SEND_RECEIPTS_AT_ONCE]
+        ]
+        if len(payments) > SEND_RECEIPTS_AT_ONCE:
+            lines.append(self.env._("%s payments registered; their receipts are queued.", len(payments)))
+        else:
+            receipts = receipts.sudo()
+            receipts.invalidate_recordset()
+            queue_active = orders._send_queue_active()
+            lines += [self.env._("Receipt: %s", orders._notify_outcome_text(line, queue_active)) for line in receipts]
+        failed = receipts.filtered(lambda line: line.state not in ("sent", "queued"))
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "type": "warning" if failed else "success",
+                "title": self.env._("Payment registered"),
+                "message": "\n".join(lines),
+                "sticky": bool(failed),
+                "next": {"type": "ir.actions.act_window_close"},
+            },
+        }

@@ -12,7 +12,8 @@ const STATE_COLORS = {
 
 /**
  * The landing screen of Collections: totals per state, overdue balance by age, messages of the
- * last 30 days and orders due this week. Every figure opens its list.
+ * last 30 days, orders due this week, what was collected this month (by method), promises to pay,
+ * average days to pay and which rule works. Every figure opens its list.
  */
 export class CollectionsDashboard extends Component {
     static template = "payment_dunning.CollectionsDashboard";
@@ -81,6 +82,32 @@ export class CollectionsDashboard extends Component {
 
     openDueThisWeek() {
         this.openOrders(this.state.data.due_this_week.domain, _t("Due this week"));
+    }
+
+    openPayments(domain, name) {
+        this.action.doAction({
+            type: "ir.actions.act_window",
+            name: name || _t("Collected this month"),
+            res_model: "payment.order.payment",
+            views: [
+                [false, "list"],
+                [false, "form"],
+            ],
+            domain,
+        });
+    }
+
+    openPromises(domain) {
+        this.action.doAction({
+            type: "ir.actions.act_window",
+            name: _t("Promises to Pay"),
+            res_model: "payment.order.promise",
+            views: [
+                [false, "list"],
+                [false, "form"],
+            ],
+            domain,
+        });
     }
 
     openSettings() {
