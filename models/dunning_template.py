@@ -151,7 +151,6 @@ class DunningTemplate(models.Model):
             "@variable_monto_pagado": self.env._("Amount paid (payment receipts)"),
             "@variable_fecha_pago": self.env._("Date of the payment (payment receipts)"),
             "@variable_recibo": self.env._("Receipt number (payment receipts)"),
-            "@variable_link_pago": self.env._("Pay-now link of the customer (with an online payment provider)"),
         }
         return {name: (labels[name], getter) for name, getter in self._variable_getters().items()}
 
@@ -172,7 +171,6 @@ class DunningTemplate(models.Model):
             "@variable_monto_pagado": lambda orders: "",
             "@variable_fecha_pago": lambda orders: "",
             "@variable_recibo": lambda orders: "",
-            "@variable_link_pago": self._value_pay_link,
         }
 
     @api.depends_context("lang")

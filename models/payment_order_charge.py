@@ -89,8 +89,7 @@ class PaymentOrderCharge(models.Model):
                   FROM added a
                  WHERE o.id = a.order_id
              RETURNING o.id, o.currency_id,
-                       o.charges_amount - a.amount AS old_charges_amount, o.charges_amount AS new_charges_amount,
-                       o.balance - a.amount AS old_balance, o.balance AS new_balance
+                       o.charges_amount - a.amount AS old_charges_amount, o.charges_amount AS new_charges_amount
             )
             """,
             calc=self._late_fee_sql(company, terms, today, lock=True),
@@ -101,7 +100,8 @@ class PaymentOrderCharge(models.Model):
             self.env,
             "payment.order",
             SQL("updated"),
-            ["charges_amount", "balance"],
+            # the balance follows the charges: its own entry would double the history's weight
+            ["charges_amount"],
             author=self.env.ref("base.partner_root"),
             with_=insert,
         )

@@ -158,6 +158,3 @@ class TestPaymentReceipts(LocalGatewayMixin, PaymentDunningCase):
             self.assertTrue(body.endswith("Pay online: https://pay.example.com/p/1?t=x"))
             template.pay_link = False
             self.assertNotIn("Pay online", template._render_body(order))
-            template.write({"pay_link": True, "body": template.body + "\nPague aquí: @variable_link_pago"})
-            body = template._render_body(order)
-            self.assertEqual(body.count("https://pay.example.com/p/1?t=x"), 1, "the text places it: not twice")

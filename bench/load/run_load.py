@@ -172,10 +172,11 @@ def stop_nodes(nodes):
 
 def locust_command():
     """Locust from its own virtualenv: its gevent and greenlet must not replace Odoo's."""
-    venv = os.path.join(devenv.DEVENV, "load-venv")
+    # outside the checkout: Odoo's translation export walks the module's directory, .devenv included
+    venv = os.path.join(os.path.expanduser("~"), ".cache", "payment_dunning", "load-venv")
     locust = os.path.join(venv, "bin", "locust")
     if not os.path.exists(locust):
-        print("installing Locust in .devenv/load-venv", flush=True)
+        print(f"installing Locust in {venv}", flush=True)
         subprocess.run([sys.executable, "-m", "venv", venv], check=True)
         result = subprocess.run(
             [os.path.join(venv, "bin", "pip"), "install", "--quiet", LOCUST_VERSION],
