@@ -1327,10 +1327,13 @@ class PaymentOrder(models.Model):
         self.env.cr.execute(
             SQL(
                 """
-                SELECT count(*), avg(paid_date - due_date), avg(paid_date - create_date::date)
-                  FROM payment_order
-                 WHERE state = 'paid' AND paid_date >= %s AND company_id IN %s
-                   AND coalesce(written_off_amount, 0) = 0
+                SELECT count(*), avg(o.paid_date - o.due_date),
+                       avg(o.paid_date - (o.create_date AT TIME ZONE 'UTC'
+                                          AT TIME ZONE coalesce(c.collection_tz, 'UTC'))::date)
+                  FROM payment_order o
+                  JOIN res_company c ON c.id = o.company_id
+                 WHERE o.state = 'paid' AND o.paid_date >= %s AND o.company_id IN %s
+                   AND coalesce(o.written_off_amount, 0) = 0
                 """,
                 fields.Date.subtract(today, days=90),
                 tuple(self.env.companies.ids),

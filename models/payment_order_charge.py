@@ -57,9 +57,10 @@ class PaymentOrderCharge(models.Model):
 
     @api.model
     def _apply_late_fees(self, company, terms):
-        """One statement: pick and lock the orders due a charge, insert the charges, raise the orders'
-        charges, totals and balances, and track the change in each order's chatter. Orders another worker
-        holds are skipped (it charges them); the unique keys make a second run of the day add nothing."""
+        """One statement picks and locks the orders due a charge, inserts the charges and raises the orders'
+        charges, totals and balances; a second one, in the same transaction, tracks the charges in the
+        chatter of the orders whose charges start today. Orders another worker holds are skipped (it
+        charges them); the unique keys make a second run of the day add nothing."""
         today = collection.company_today(company)
         self.env["payment.order"].flush_model()
         self.flush_model()
@@ -96,14 +97,22 @@ class PaymentOrderCharge(models.Model):
             today=today,
             uid=self.env.uid,
         )
-        count = chatter.log_amount_tracking_sql(
+        # the orders charged, kept for their chatter entries (a temporary table of this transaction)
+        self.env.cr.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS late_fee_charged "
+            "(id int, currency_id int, old_charges_amount numeric, new_charges_amount numeric) ON COMMIT DROP"
+        )
+        self.env.cr.execute("TRUNCATE late_fee_charged")
+        self.env.cr.execute(SQL("%s INSERT INTO late_fee_charged SELECT * FROM updated", SQL("WITH %s", insert)))
+        count = self.env.cr.rowcount
+        # the chatter tracks the charges when they start; each day's interest after that is a line of
+        # the order's Charges and Interest (a note a day on every late order would bury its history)
+        chatter.log_amount_tracking_sql(
             self.env,
             "payment.order",
-            SQL("updated"),
-            # the balance follows the charges: its own entry would double the history's weight
+            SQL("(SELECT * FROM late_fee_charged WHERE old_charges_amount = 0)"),
             ["charges_amount"],
             author=self.env.ref("base.partner_root"),
-            with_=insert,
         )
         self.env["payment.order"].invalidate_model(["charges_amount", "amount_total", "balance", "write_date"])
         self.invalidate_model()

@@ -77,6 +77,10 @@ class TestLateFees(PaymentDunningCase):
         self.run_job("2026-06-21")
         tracking = order.message_ids.tracking_value_ids.filtered(lambda value: value.field_id.name == "charges_amount")
         self.assertEqual((tracking.old_value_float, tracking.new_value_float), (0.0, 11.0))
+        notes = len(order.message_ids)
+        self.run_job("2026-06-22")
+        self.assertEqual(order.charges_amount, 12.0)
+        self.assertEqual(len(order.message_ids), notes, "a day's interest is a line of the charges, not a note")
 
     def test_preview_shows_what_the_job_then_adds(self):
         first = self.create_order(1000.0, due_date="2026-06-10")

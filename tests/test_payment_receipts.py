@@ -148,6 +148,7 @@ class TestPaymentReceipts(LocalGatewayMixin, PaymentDunningCase):
         with self.assertRaises(IntegrityError), mute_logger("odoo.sql_db"), self.env.cr.savepoint():
             receipt.write({"auto_send": True})
             receipt.flush_recordset()
+
     def test_reminders_end_with_the_pay_link_only_when_there_is_one(self):
         order = self.create_order(100.0)
         template = self.env.ref("payment_dunning.dunning_template_default")

@@ -146,9 +146,7 @@ class Clerk(HttpUser):
         partner = order.get("partner_id")
         partner_id = partner.get("id") if isinstance(partner, dict) else partner
         if partner_id:
-            self.call_kw(
-                "res.partner", "web_read", [[partner_id]], "customer form", specification=CUSTOMER_FORM_FIELDS
-            )
+            self.call_kw("res.partner", "web_read", [[partner_id]], "customer form", specification=CUSTOMER_FORM_FIELDS)
 
     @task(1)
     def register_payment(self):
@@ -174,8 +172,6 @@ class Clerk(HttpUser):
         if not order_id:
             return
         context = dict(self.odoo_context, active_model="payment.order", active_ids=[order_id], active_id=order_id)
-        wizard_id = self.call_kw(
-            "payment.order.notify", "create", [{"send_again": True}], "notify", context=context
-        )
+        wizard_id = self.call_kw("payment.order.notify", "create", [{"send_again": True}], "notify", context=context)
         if wizard_id:
             self.call_kw("payment.order.notify", "action_send", [[wizard_id]], "notify", context=context)

@@ -133,8 +133,7 @@ def start_nodes(args, logs):
         ]
         # a node's own port for its websocket process: two nodes on one machine
         command = [
-            option if not option.startswith("--gevent-port") else f"--gevent-port={free_port()}"
-            for option in command
+            option if not option.startswith("--gevent-port") else f"--gevent-port={free_port()}" for option in command
         ]
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         nodes.append({"process": process, "url": f"http://127.0.0.1:{port}", "log": log.name})
