@@ -63,7 +63,17 @@ class PaymentOrder(models.Model):
     )
     # what only the addon's own paths change: the workflow (Pay, Cancel, the overdue job) and the
     # money still owed (payments, imports, invoice sync, charges with a reason)
-    _WORKFLOW_FIELDS = ("name", "state", "balance", "charges_amount", "paid_date", "invoice_id", "written_off_amount")
+    _WORKFLOW_FIELDS = (
+        "name",
+        "state",
+        "balance",
+        "charges_amount",
+        "paid_date",
+        "invoice_id",
+        "written_off_amount",
+        "late_fee_applied",
+        "interest_until",
+    )
 
     name = fields.Char(string="Reference", required=True, readonly=True, copy=False, default="/", index="trigram")
     partner_id = fields.Many2one(
@@ -82,6 +92,9 @@ class PaymentOrder(models.Model):
     payment_ids = fields.One2many("payment.order.payment", "order_id", string="Payments", readonly=True)
     payment_count = fields.Integer(compute="_compute_payment_count")
     charge_ids = fields.One2many("payment.order.charge", "order_id", string="Charges History", readonly=True)
+    # where the late-fee job left this order (README, "Late fees and interest"): read instead of its history
+    late_fee_applied = fields.Boolean(readonly=True, copy=False)
+    interest_until = fields.Date(string="Interest Charged Until", readonly=True, copy=False)
     amount = fields.Monetary(compute="_compute_amount", store=True, help="Sum of the order lines.")
     charges_amount = fields.Monetary(
         string="Charges and Interest",

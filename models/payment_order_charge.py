@@ -78,14 +78,20 @@ class PaymentOrderCharge(models.Model):
                        %(uid)s, now() AT TIME ZONE 'UTC', %(uid)s, now() AT TIME ZONE 'UTC'
                   FROM charged c WHERE c.interest > 0
                 ON CONFLICT DO NOTHING
-             RETURNING order_id, amount
+             RETURNING order_id, amount, kind, date
             ),
-            added AS (SELECT order_id, sum(amount) AS amount FROM inserted GROUP BY order_id),
+            added AS (
+                SELECT order_id, sum(amount) AS amount, bool_or(kind = 'fee') AS fee,
+                       max(date) FILTER (WHERE kind = 'interest') AS interest_until
+                  FROM inserted GROUP BY order_id
+            ),
             updated AS (
                 UPDATE payment_order o
                    SET charges_amount = coalesce(o.charges_amount, 0) + a.amount,
                        amount_total = o.amount_total + a.amount,
                        balance = o.balance + a.amount,
+                       late_fee_applied = coalesce(o.late_fee_applied, false) OR a.fee,
+                       interest_until = coalesce(a.interest_until, o.interest_until),
                        write_date = now() AT TIME ZONE 'UTC', write_uid = %(uid)s
                   FROM added a
                  WHERE o.id = a.order_id
@@ -114,7 +120,9 @@ class PaymentOrderCharge(models.Model):
             ["charges_amount"],
             author=self.env.ref("base.partner_root"),
         )
-        self.env["payment.order"].invalidate_model(["charges_amount", "amount_total", "balance", "write_date"])
+        self.env["payment.order"].invalidate_model(
+            ["charges_amount", "amount_total", "balance", "late_fee_applied", "interest_until", "write_date"]
+        )
         self.invalidate_model()
         _logger.info("Late fees and interest added to %d payment orders of %s", count, company.name)
         return count
@@ -127,7 +135,7 @@ class PaymentOrderCharge(models.Model):
             """
             candidates AS (
                 SELECT o.id, o.partner_id, o.company_id, o.amount, coalesce(o.charges_amount, 0) AS charges_amount,
-                       o.balance, o.due_date,
+                       o.balance, o.due_date, coalesce(o.late_fee_applied, false) AS has_fee, o.interest_until,
                        cur.decimal_places
                   FROM payment_order o
                   JOIN res_currency cur ON cur.id = o.currency_id
@@ -135,22 +143,15 @@ class PaymentOrderCharge(models.Model):
                    AND o.due_date < %(today)s::date - %(grace)s
                    %(lock)s
             ),
-            history AS (
-                SELECT ch.order_id, bool_or(ch.kind = 'fee') AS has_fee,
-                       max(ch.date) FILTER (WHERE ch.kind = 'interest') AS last_interest
-                  FROM payment_order_charge ch
-                 WHERE ch.company_id = %(company)s
-                 GROUP BY ch.order_id
-            ),
             terms AS (
-                SELECT c.*, coalesce(h.has_fee, false) AS has_fee,
-                       greatest(coalesce(h.last_interest + 1, c.due_date + %(grace)s + 1),
+                SELECT c.*,
+                       greatest(coalesce(c.interest_until + 1, c.due_date + %(grace)s + 1),
                                 c.due_date + %(grace)s + 1) AS interest_from,
                        CASE WHEN %(cap)s > 0
                             THEN greatest(round(c.amount * %(cap)s / 100, c.decimal_places) - c.charges_amount, 0)
                             ELSE 'infinity'::numeric END AS room,
                        greatest(c.balance - c.charges_amount, 0) AS principal
-                  FROM candidates c LEFT JOIN history h ON h.order_id = c.id
+                  FROM candidates c
             ),
             raw AS (
                 SELECT t.*,

@@ -5,7 +5,7 @@ from unittest.mock import patch
 from psycopg2 import IntegrityError
 
 import odoo
-from odoo.tests import tagged
+from odoo.tests import HttpCase, new_test_user, tagged
 from odoo.tools import mute_logger
 
 from .common import LocalGatewayMixin, PaymentDunningCase, start_smtp_sink
@@ -159,3 +159,54 @@ class TestPaymentReceipts(LocalGatewayMixin, PaymentDunningCase):
             self.assertTrue(body.endswith("Pay online: https://pay.example.com/p/1?t=x"))
             template.pay_link = False
             self.assertNotIn("Pay online", template._render_body(order))
+
+
+@tagged("post_install", "-at_install")
+class TestPaymentReceiptUi(LocalGatewayMixin, HttpCase):
+    """In the browser: a clerk registers a partial payment and the customer receives the receipt."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.start_gateway()
+        cls.sink, _server = start_smtp_sink(cls)
+        cls.env["qrapi.connector"].create({"name": "Local", "url": cls.gateway.url, "api_key": "k", "rate_limit": 0})
+        cls.env.company.email = "cobranzas@yourcompany.example.com"
+        new_test_user(cls.env, "cajera", groups="base.group_user,payment_dunning.group_payment_dunning_user")
+        customer = cls.env["res.partner"].create(
+            {
+                "name": "Cliente Constancia",
+                "is_company": True,
+                "country_id": cls.env.ref("base.pe").id,
+                "collection_email": "pagos@constancia.example.com",
+                "collection_whatsapp": "995955977",
+            }
+        )
+        cls.order = cls.env["payment.order"].create(
+            {"partner_id": customer.id, "due_date": "2026-12-01", "amount": 100.0, "concept": "Internet"}
+        )
+
+    def test_clerk_registers_a_partial_payment_and_the_customer_gets_the_receipt(self):
+        # Odoo skips the SMTP conversation in test mode; here a real local server receives it.
+        with patch.object(odoo.modules.module, "current_test", None):
+            self.start_tour(
+                f"/odoo/action-payment_dunning.action_payment_order/{self.order.id}",
+                "payment_dunning_receipt_tour",
+                login="cajera",
+            )
+        payment = self.order.payment_ids
+        self.assertEqual((payment.amount, payment.method_id.name, payment.reference), (40.0, "Yape", "OP-552211"))
+        self.assertEqual(self.order.balance, 60.0)
+        [(recipients, message)] = self.sink.messages
+        self.assertEqual(recipients, ["pagos@constancia.example.com"])
+        self.assertIn(payment.name, message["Subject"])
+        self.assertEqual(len(list(message.iter_attachments())), 1, "the Constancia de pago")
+        texts = [
+            json.loads(request["body"]).get("body", "")
+            for request in self.gateway.requests
+            if request["headers"].get("Content-Type", "").startswith("application/json")
+        ]
+        self.assertEqual(len(texts), 1)
+        self.assertIn("40.00", texts[0])
+        self.assertIn("60.00", texts[0])
+        self.assertEqual(len(self.gateway.requests), 2, "the text and the receipt document")
