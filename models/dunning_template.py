@@ -338,7 +338,8 @@ class DunningTemplate(models.Model):
         return (orders.company_id[:1] or self.env.company).name
 
     def _value_pay_link(self, orders):
-        return orders.partner_id[:1].commercial_partner_id.sudo()._collection_pay_url() or ""
+        partner = orders.partner_id[:1].commercial_partner_id
+        return partner.sudo()._collection_pay_url() if partner else ""
 
     def _receipt_getters(self, payment):
         """The variables of a payment receipt: the payment's, and the balance it left."""
