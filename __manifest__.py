@@ -6,7 +6,7 @@
     "author": "payment_dunning contributors",
     "website": "https://github.com/payment-dunning/payment_dunning",
     "license": "LGPL-3",
-    "depends": ["mail", "account", "payment", "phone_validation"],
+    "depends": ["mail", "portal", "account", "payment", "account_payment", "phone_validation"],
     "external_dependencies": {"python": ["phonenumbers"]},
     "data": [
         "security/payment_dunning_security.xml",
@@ -48,6 +48,7 @@
         "report/payment_receipt_report.xml",
         "views/payment_order_promise_views.xml",
         "views/payment_order_payment_views.xml",
+        "views/portal_templates.xml",
         "views/menus.xml",
         "data/dunning_template_data.xml",
         "data/mail_template_data.xml",

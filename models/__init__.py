@@ -19,3 +19,4 @@ from . import payment_order_promise
 from . import payment_order_payment_method
 from . import payment_order_payment
 from . import payment_order_charge
+from . import payment_transaction

@@ -151,6 +151,7 @@ class DunningTemplate(models.Model):
             "@variable_monto_pagado": self.env._("Amount paid (payment receipts)"),
             "@variable_fecha_pago": self.env._("Date of the payment (payment receipts)"),
             "@variable_recibo": self.env._("Receipt number (payment receipts)"),
+            "@variable_link_pago": self.env._("Pay-now link (empty while no online payment provider is enabled)"),
         }
         return {name: (labels[name], getter) for name, getter in self._variable_getters().items()}
 
@@ -171,6 +172,7 @@ class DunningTemplate(models.Model):
             "@variable_monto_pagado": lambda orders: "",
             "@variable_fecha_pago": lambda orders: "",
             "@variable_recibo": lambda orders: "",
+            "@variable_link_pago": self._value_pay_link,
         }
 
     @api.depends_context("lang")
@@ -339,7 +341,7 @@ class DunningTemplate(models.Model):
 
     def _value_pay_link(self, orders):
         partner = orders.partner_id[:1].commercial_partner_id
-        return partner.sudo()._collection_pay_url() if partner else ""
+        return partner.sudo()._collection_pay_url(orders.company_id[:1]) if partner else ""
 
     def _receipt_getters(self, payment):
         """The variables of a payment receipt: the payment's, and the balance it left."""

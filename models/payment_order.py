@@ -849,11 +849,15 @@ class PaymentOrder(models.Model):
         for order in self:
             order.payment_count = len(order.payment_ids)
 
-    def _register_payment(self, amount, date, method=None, reference=None, note=None):
+    def _register_payment(self, amount, date, method=None, reference=None, note=None, transaction=None):
         """Record a payment received for this open order (README, "Payments"): at most its balance; an
-        invoice order is paid on its invoice, whose residual the order then follows."""
+        invoice order is paid on its invoice, whose residual the order then follows.
+
+        An online ``transaction`` (README, "Pay now") was already reconciled with the invoices by
+        Odoo's own post-processing, and is registered by the customer, not a user."""
         self.ensure_one()
-        self.check_access("write")
+        if not transaction:
+            self.check_access("write")
         currency = self.currency_id
         if self.state not in OPEN_STATES:
             self._raise_closed(self.state)
@@ -865,7 +869,7 @@ class PaymentOrder(models.Model):
                     balance=currency.format(self.balance),
                 )
             )
-        account_payment = self._pay_invoice(amount, date, reference) if self.invoice_id else False
+        account_payment = self._pay_invoice(amount, date, reference) if self.invoice_id and not transaction else False
         payment = (
             self.env["payment.order.payment"]
             .sudo()
@@ -878,6 +882,7 @@ class PaymentOrder(models.Model):
                     "method_id": method.id if method else False,
                     "reference": reference,
                     "note": note,
+                    "transaction_id": transaction.id if transaction else False,
                 }
             )
         )

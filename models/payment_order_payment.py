@@ -13,6 +13,7 @@ FROZEN_FIELDS = {
     "date",
     "method_id",
     "account_payment_id",
+    "transaction_id",
     "state",
     "cancel_reason",
     "balance_after",
@@ -47,6 +48,14 @@ class PaymentOrderPayment(models.Model):
     )
     cancel_reason = fields.Text(readonly=True)
     account_payment_id = fields.Many2one("account.payment", readonly=True, copy=False)
+    transaction_id = fields.Many2one(
+        "payment.transaction",
+        string="Online Payment",
+        readonly=True,
+        copy=False,
+        index="btree_not_null",
+        help="The customer paid on their pay-now page with this transaction.",
+    )
     balance_after = fields.Monetary(
         string="Balance After", readonly=True, help="What the order still owed once this payment was registered."
     )
@@ -107,6 +116,16 @@ class PaymentOrderPayment(models.Model):
 
     def _cancel(self, reason):
         order = self.order_id.sudo()
+        if self.transaction_id and order.invoice_id:
+            raise UserError(
+                self.env._(
+                    "Payment %(payment)s was paid online (%(reference)s) and reconciled with invoice %(invoice)s: "
+                    "undo it in Accounting (unreconcile or cancel its payment); the order follows its invoice.",
+                    payment=self.name,
+                    reference=self.transaction_id.reference,
+                    invoice=order.invoice_id.name,
+                )
+            )
         if self.account_payment_id:
             # the invoice's residual comes back and the order follows it (account_move._sync_payment_orders)
             self.account_payment_id.sudo().action_draft()

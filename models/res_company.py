@@ -106,6 +106,19 @@ class ResCompany(models.Model):
         help="Charges and interest of an order never exceed this percentage of its amount (0: no cap).",
     )
 
+    def _collection_online_payment_ready(self):
+        """Whether customers can pay this company online: a published payment provider is enabled (or
+        in test mode), so the pay-now link has somewhere to go."""
+        self.ensure_one()
+        return bool(
+            self.env["payment.provider"]
+            .sudo()
+            .search_count(
+                [("company_id", "=", self.id), ("state", "in", ("enabled", "test")), ("is_published", "=", True)],
+                limit=1,
+            )
+        )
+
     def _late_fee_terms(self):
         """The late-fee terms of this company, as the job and its preview read them."""
         self.ensure_one()

@@ -1,8 +1,9 @@
 import re
 
 from odoo import api, fields, models
-from odoo.exceptions import UserError, ValidationError
-from odoo.tools import SQL, email_normalize
+from odoo.exceptions import AccessError, UserError, ValidationError
+from odoo.tools import SQL, consteq, email_normalize
+from odoo.tools import hmac as tools_hmac
 
 # the first mobile and the first email of a customer's contact points (res_partner_collection_contact.py)
 DEFAULT_FIELDS = {"mobile": "collection_whatsapp", "email": "collection_email"}
@@ -37,6 +38,14 @@ class ResPartner(models.Model):
     # customers are found by document number too (README, "Dunning rules": excluded customers by name or document)
     _rec_names_search = ["complete_name", "email", "ref", "vat", "company_registry", "document_number"]
 
+    collection_link_version = fields.Integer(
+        string="Pay-Now Link Version",
+        copy=False,
+        readonly=True,
+        groups="payment_dunning.group_payment_dunning_manager",
+        help='Signs the customer\'s pay-now link with the database secret (README, "Pay now"): revoking the '
+        "link moves it on, and the links sent before stop opening.",
+    )
     collection_contact_name = fields.Char(
         string="Collection Contact",
         help="Person who receives the payment reminders of this customer.",
@@ -525,11 +534,74 @@ class ResPartner(models.Model):
         action["domain"] = [("partner_id", "child_of", self.commercial_partner_id.id)]
         return action
 
-    def _collection_pay_url(self):
+    def _collection_pay_url(self, company=None):
         """The signed link to the customer's pay-now page (README, "Pay now"); empty when the company has
-        no payment provider enabled."""
+        no online payment provider enabled."""
         self.ensure_one()
-        return ""
+        company = company or self.env.company
+        if not company._collection_online_payment_ready():
+            return ""
+        partner = self.commercial_partner_id
+        token = partner._collection_access_token()
+        return f"{partner.get_base_url()}/collections/pay/{partner.id}?company_id={company.id}&access_token={token}"
+
+    def _collection_access_token(self):
+        """The customer's pay-now access token: an HMAC of the customer and their link version with the
+        database secret, as Odoo signs its payment links. Rendering a link writes nothing, so two
+        workers sending to one customer at once never collide, and every message carries the same link."""
+        self.ensure_one()
+        version = self.sudo().collection_link_version or 0
+        return tools_hmac(self.env(su=True), "payment_dunning.pay_now", f"{self.id}:{version}")
+
+    def _collection_check_token(self, token):
+        """Whether ``token`` opens this customer's pay-now page (constant-time comparison)."""
+        self.ensure_one()
+        return bool(token and isinstance(token, str) and consteq(self._collection_access_token(), token))
+
+    def action_open_collection_pay_page(self):
+        """What the customer sees when they open their pay-now link (to check it, or copy the link)."""
+        self.ensure_one()
+        self.check_access("read")
+        if not self.env.user.has_group("payment_dunning.group_payment_dunning_user"):
+            raise AccessError(self.env._("Only Collections users can open a customer's pay-now page."))
+        partner = self.commercial_partner_id
+        token = partner._collection_access_token()
+        company = self.env.company
+        return {
+            "type": "ir.actions.act_url",
+            "url": f"/collections/pay/{partner.id}?company_id={company.id}&access_token={token}",
+            "target": "new",
+        }
+
+    def action_revoke_collection_link(self):
+        """A leaked pay-now link stops working; the next message carries a new one."""
+        if not self.env.user.has_group("payment_dunning.group_payment_dunning_manager"):
+            raise AccessError(self.env._("Only a Collections Manager can revoke a pay-now link."))
+        self.check_access("write")
+        for partner in self.commercial_partner_id:
+            partner.sudo().collection_link_version += 1
+            partner.message_post(
+                body=self.env._("The pay-now link was revoked: the links already sent no longer open.")
+            )
+        return True
+
+    def _collection_portal_orders(self, company):
+        """What the pay-now page lists: the customer's open orders with a balance in that company,
+        oldest due first."""
+        self.ensure_one()
+        return (
+            self.env["payment.order"]
+            .sudo()
+            .search(
+                [
+                    ("partner_id", "child_of", self.commercial_partner_id.id),
+                    ("company_id", "=", company.id),
+                    ("state", "in", ["pending", "overdue"]),
+                    ("balance", ">", 0),
+                ],
+                order="due_date, id",
+            )
+        )
 
     def _statement_orders(self):
         """Open orders with a balance of the customer, oldest due first: the account statement.

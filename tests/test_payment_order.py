@@ -205,6 +205,7 @@ class TestMarkOverdue(PaymentDunningCase):
 
 @tagged("post_install", "-at_install")
 class TestStateTotals(PaymentDunningCase):
+    @freeze_time("2026-11-20 15:00:00")
     def test_totals_per_state_follow_the_search(self):
         self.create_order(100.0)
         self.create_order(50.0, partner=self.customer_2)

@@ -1,3 +1,5 @@
+from freezegun import freeze_time
+
 from odoo.exceptions import ValidationError
 from odoo.tests import Form, tagged
 
@@ -84,6 +86,7 @@ class TestCollectionContact(PaymentDunningCase):
         partner = self.new_partner(document_type="dni", document_number="  12345678 ")
         self.assertEqual(partner.document_number, "12345678")
 
+    @freeze_time("2026-11-20 15:00:00")
     def test_open_and_overdue_totals(self):
         self.create_order(100.0)
         self.create_order(40.0, due_date="2020-01-01")

@@ -195,6 +195,7 @@ class TestScreens(HttpCase):
         ("register_payment", "/odoo/action-payment_dunning.action_payment_order/{order}"),
         ("payments", "/odoo/action-payment_dunning.action_payment_order_payment"),
         ("promises", "/odoo/action-payment_dunning.action_payment_order_promise"),
+        ("pay_now", "{pay_now}"),
     )
 
     def setUp(self):
@@ -209,7 +210,14 @@ class TestScreens(HttpCase):
         order._set_balance(order.balance / 2)
         order.message_post(body="Tesorería promete pagar el saldo el viernes.", subtype_xmlid="mail.mt_note")
         plan = self.env.ref("payment_dunning.service_plan_demo_lucia_router")
-        self.screen_ids = {"order": order.id, "plan": plan.id, "template": template.id}
+        pay_now = order.partner_id._collection_pay_url(order.company_id)
+        self.assertTrue(pay_now, "the demo provider is enabled")
+        self.screen_ids = {
+            "order": order.id,
+            "plan": plan.id,
+            "template": template.id,
+            "pay_now": pay_now.replace(order.get_base_url(), ""),
+        }
 
     def capture(self, url, name):
         """Run the screen's tour and photograph the page it ends on, before the browser closes."""

@@ -14,6 +14,7 @@ const SCREENS = {
     settings: "#dunning_notifications",
     payments: ".o_list_renderer .o_data_row td[name=reference]:contains(OP-552901)",
     promises: ".o_list_renderer .o_data_row td[name=partner_id]:contains(Colegio)",
+    pay_now: "#o_collections_payment input[name=o_payment_radio]",
 };
 
 for (const [name, trigger] of Object.entries(SCREENS)) {
