@@ -48,9 +48,13 @@ class PaymentTransaction(models.Model):
         """Register what this transaction paid on its orders, oldest due first, once per transaction
         however often (and by however many workers) it is post-processed."""
         self.ensure_one()
-        # the poll of the customer's browser and the post-processing job can reach here at once
-        self.env.cr.execute(SQL("SELECT id FROM payment_transaction WHERE id = %s FOR NO KEY UPDATE", self.id))
-        self.invalidate_recordset(["payment_order_payment_ids"])
+        # The poll of the customer's browser and the post-processing job can reach here at once. Both
+        # write the transaction's row: the second waits, then fails to serialize (and retries, seeing
+        # the payments of the first) instead of missing them in a snapshot taken before they committed.
+        self.env.cr.execute(
+            SQL("UPDATE payment_transaction SET write_date = (now() AT TIME ZONE 'UTC') WHERE id = %s", self.id)
+        )
+        self.invalidate_recordset(["payment_order_payment_ids", "write_date"])
         if self.sudo().payment_order_payment_ids:
             return self.env["payment.order.payment"]
         payments = self._allocate_to_orders()
