@@ -1,5 +1,8 @@
 import base64
 import os
+import shutil
+import subprocess
+import tempfile
 from unittest.mock import patch
 
 import odoo
@@ -196,6 +199,7 @@ class TestScreens(HttpCase):
         ("payments", "/odoo/action-payment_dunning.action_payment_order_payment"),
         ("promises", "/odoo/action-payment_dunning.action_payment_order_promise"),
         ("pay_now", "{pay_now}"),
+        ("late_fees", "/odoo/action-payment_dunning.action_collections_settings"),
     )
 
     def setUp(self):
@@ -210,6 +214,15 @@ class TestScreens(HttpCase):
         order._set_balance(order.balance / 2)
         order.message_post(body="Tesorería promete pagar el saldo el viernes.", subtype_xmlid="mail.mt_note")
         plan = self.env.ref("payment_dunning.service_plan_demo_lucia_router")
+        # late fees set but still off: the preview shows what turning them on would add today
+        order.company_id.write(
+            {
+                "late_fee_grace_days": 5,
+                "late_fee_fixed": 15.0,
+                "late_fee_monthly_rate": 2.0,
+                "late_fee_cap_percent": 20.0,
+            }
+        )
         pay_now = order.partner_id._collection_pay_url(order.company_id)
         self.assertTrue(pay_now, "the demo provider is enabled")
         self.screen_ids = {
@@ -237,6 +250,20 @@ class TestScreens(HttpCase):
         with patch.object(ChromeBrowser, "stop", photograph_then_close):
             self.start_tour(url, f"payment_dunning_screen_{name}", login="admin")
         return shots[0]
+
+    def test_payment_receipt_pdf(self):
+        """The Constancia de pago of a demo payment, rendered by wkhtmltopdf (its page is the README's)."""
+        order = self.env.ref("payment_dunning.payment_order_demo_overdue")
+        payment = order._register_payment(order.balance / 2, order.due_date, reference="OP-778812")
+        _name, pdf = payment.with_context(force_report_rendering=True)._receipt_pdf()
+        self.assertTrue(pdf.startswith(b"%PDF"))
+        folder = os.environ.get("PAYMENT_DUNNING_SCREENSHOTS")
+        if folder and shutil.which("pdftoppm"):
+            with tempfile.NamedTemporaryFile(suffix=".pdf") as file:
+                file.write(pdf)
+                file.flush()
+                target = os.path.join(folder, "receipt")
+                subprocess.run(["pdftoppm", "-png", "-r", "70", "-singlefile", file.name, target], check=True)
 
     def test_main_screens(self):
         folder = os.environ.get("PAYMENT_DUNNING_SCREENSHOTS")

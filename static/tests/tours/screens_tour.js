@@ -63,3 +63,17 @@ registry.category("web_tour.tours").add("payment_dunning_screen_register_payment
         },
     ],
 });
+
+// Settings: the late-fee preview, before turning them on
+registry.category("web_tour.tours").add("payment_dunning_screen_late_fees", {
+    steps: () => [
+        {
+            trigger: "button[name=action_preview_late_fees]",
+            run: "click",
+        },
+        {
+            content: "The preview of today's charges is shown",
+            trigger: ".modal .o_field_widget[name=total]",
+        },
+    ],
+});
