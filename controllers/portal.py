@@ -88,6 +88,8 @@ class CollectionsPortal(PaymentPortal):
         orders = self._orders_to_pay(partner, company, order_id)
         if not orders:
             raise ValidationError(request.env._("There is nothing left to pay: refresh the page."))
+        if len(orders.currency_id) != 1:
+            raise ValidationError(request.env._("Orders in several currencies are paid one at a time."))
         self._validate_transaction_kwargs(kwargs)
         self._check_provider_company(kwargs, company)
         currency = orders.currency_id
@@ -120,7 +122,7 @@ class CollectionsPortal(PaymentPortal):
                 .sudo()
                 .browse(PaymentPortal._cast_as_int(kwargs.get("provider_id")) or 0)
             )
-        if not provider.exists() or provider.company_id != company:
+        if not provider.exists() or provider.company_id != company or provider.state not in ("enabled", "test"):
             raise ValidationError(request.env._("This payment method does not take payments for %s.", company.name))
 
     # ------------------------------------------------------------------ helpers

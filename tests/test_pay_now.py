@@ -191,6 +191,7 @@ class TestPayNowTransactions(PayNowCase):
         for bad, message in (
             ({"token": "wrong-token"}, "not valid"),
             ({"provider_id": other_provider.id}, "does not take payments"),
+            ({"provider_id": self.provider.copy({"state": "disabled"}).id}, "does not take payments"),
             ({"order": self.foreign_order}, "nothing left to pay"),
             ({"currency_id": self.env.ref("base.EUR").id}, "not whitelisted"),
         ):

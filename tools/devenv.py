@@ -5,6 +5,7 @@
     ./dev test    the addon's whole test suite on a fresh database, then an install without demo data
     ./dev script  run a bench/ or race script against a fresh database with the addon installed
     ./dev pot     regenerate i18n/payment_dunning.pot
+    ./dev bench-peers  the OCA peers (credit control, contract) and this addon on the same data
     ./dev stop-db stop the private PostgreSQL cluster
 
 Only the standard library is used here: this runs before anything else is installed.
@@ -23,6 +24,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+import zipfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEVENV = os.path.join(ROOT, ".devenv")
@@ -312,11 +314,12 @@ def odoo_command(database, *options):
     ]
 
 
-def write_script_config(database):
+def write_script_config(database, extra_addons=None):
     """An Odoo configuration file for the scripts of bench/ (they parse it with -c)."""
     path = os.path.join(DEVENV, "odoo.conf")
     options = dict(option.lstrip("-").split("=", 1) for option in db_options())
-    lines = ["[options]", f"addons_path = {addons_path()}", f"data_dir = {os.path.join(DEVENV, 'filestore')}"]
+    paths = addons_path() + (f",{extra_addons}" if extra_addons else "")
+    lines = ["[options]", f"addons_path = {paths}", f"data_dir = {os.path.join(DEVENV, 'filestore')}"]
     lines += [f"{key} = {value}" for key, value in options.items()]
     with open(path, "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")
@@ -547,6 +550,52 @@ def cmd_load(args):
     return cmd_script(args)
 
 
+PEERS = ("odoo-addon-account-credit-control==18.0.*", "odoo-addon-contract==18.0.*")
+PEER_MODULES = ("account_credit_control", "contract")
+
+
+def ensure_peers():
+    """OCA's credit control and contract addons from PyPI, unpacked outside the checkout (they are AGPL:
+    benchmarked, never imported by the addon nor shipped). Returns their addons directory."""
+    cache = os.path.join(os.path.expanduser("~"), ".cache", MODULE, "peers")
+    addons = os.path.join(cache, "addons", "odoo", "addons")
+    if all(os.path.exists(os.path.join(addons, module, "__manifest__.py")) for module in PEER_MODULES):
+        return addons
+    wheels = os.path.join(cache, "wheels")
+    os.makedirs(wheels, exist_ok=True)
+    say("downloading the peers from PyPI: " + ", ".join(PEERS))
+    download = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", wheels, *PEERS], check=False
+    )
+    if download.returncode:
+        fail("the OCA peers could not be downloaded from PyPI (pip download failed; see above)")
+    for wheel in sorted(os.listdir(wheels)):
+        if wheel.endswith(".whl"):
+            with zipfile.ZipFile(os.path.join(wheels, wheel)) as archive:
+                archive.extractall(os.path.join(cache, "addons"))
+    return addons
+
+
+def cmd_bench_peers(args):
+    """bench/peers (README, "Side by side with the peers") on a fresh database with the peers installed."""
+    prepare()
+    peers = ensure_peers()
+    database = os.environ.get("PAYMENT_DUNNING_SCRIPT_DB", f"{MODULE}_peers")
+    drop_database(database)
+    extra = f"--addons-path={addons_path()},{peers}"
+    modules = ",".join((MODULE, *PEER_MODULES))
+    command = [option if not option.startswith("--addons-path=") else extra for option in odoo_command(database)]
+    subprocess.run(
+        [*command, "-i", modules, "--without-demo=all", "--stop-after-init", "--no-http", "--log-level=warn"],
+        check=True,
+    )
+    config = write_script_config(database, extra_addons=peers)
+    script = os.path.join(ROOT, "bench", "peers", "bench_peers.py")
+    result = subprocess.run([sys.executable, script, "-c", config, "-d", database, *args.script_args], check=False)
+    drop_database(database)
+    return result.returncode
+
+
 def cmd_stop_db(_args):
     stop_postgres()
     return 0
@@ -579,14 +628,17 @@ def main():
     load = commands.add_parser("load", help="the load test of bench/load (Locust, Odoo in prefork mode)")
     load.add_argument("script_args", nargs=argparse.REMAINDER)
     load.set_defaults(func=cmd_load)
+    peers = commands.add_parser("bench-peers", help="bench/peers: OCA credit control and contract side by side")
+    peers.add_argument("script_args", nargs=argparse.REMAINDER)
+    peers.set_defaults(func=cmd_bench_peers)
     pot = commands.add_parser("pot", help="regenerate the translation template")
     pot.set_defaults(func=cmd_pot)
     stop_db = commands.add_parser("stop-db", help="stop the private PostgreSQL cluster")
     stop_db.set_defaults(func=cmd_stop_db)
     args, unknown = parser.parse_known_args()
-    if unknown and args.command != "load":
+    if unknown and args.command not in ("load", "bench-peers"):
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    if args.command == "load":
+    if args.command in ("load", "bench-peers"):
         # everything after "load" is the load test's own options
         args.script_args = unknown + args.script_args
     return args.func(args) or 0
