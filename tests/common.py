@@ -1,3 +1,4 @@
+import json
 import socket
 from email import message_from_bytes, policy
 
@@ -169,6 +170,23 @@ class LocalGatewayMixin:
         cls.gateway = FakeGateway()
         cls.addClassCleanup(cls.gateway.close)
         allow_local_gateways(cls.env)
+
+    @classmethod
+    def start_local_channels(cls, api_key="sk-local"):
+        """The gateway as the company's WhatsApp connector, and a local SMTP server (``cls.sink``)."""
+        cls.start_gateway()
+        cls.sink, _server = start_smtp_sink(cls)
+        cls.env["qrapi.connector"].create(
+            {"name": "Local gateway", "url": cls.gateway.url, "api_key": api_key, "rate_limit": 0}
+        )
+
+    def whatsapp_texts(self):
+        """The texts the gateway received, in order (documents left out)."""
+        texts = []
+        for request in self.gateway.requests:
+            if request["headers"].get("Content-Type", "").startswith("application/json"):
+                texts.append(json.loads(request["body"]).get("body") or "")
+        return [text for text in texts if text]
 
     @classmethod
     def _request_handler(cls, session, request, /, **kwargs):

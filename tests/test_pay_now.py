@@ -9,7 +9,7 @@ from odoo.addons.payment.controllers.post_processing import PaymentPostProcessin
 from odoo.tests import new_test_user, tagged
 from odoo.tools import mute_logger
 
-from .common import LocalGatewayMixin, start_smtp_sink
+from .common import LocalGatewayMixin
 
 
 class RouteError(Exception):
@@ -288,18 +288,7 @@ class TestPayNowTour(LocalGatewayMixin, PayNowCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.start_gateway()
-        cls.sink, _server = start_smtp_sink(cls)
-        cls.env["qrapi.connector"].create(
-            {"name": "Local gateway", "url": cls.gateway.url, "api_key": "sk-paynow", "rate_limit": 0}
-        )
-
-    def whatsapp_texts(self):
-        texts = []
-        for request in self.gateway.requests:
-            if request["headers"].get("Content-Type", "").startswith("application/json"):
-                texts.append(json.loads(request["body"]).get("body") or "")
-        return [text for text in texts if text]
+        cls.start_local_channels("sk-paynow")
 
     def test_customer_pays_from_the_whatsapp_link(self):
         template = self.env.ref("payment_dunning.dunning_template_default")

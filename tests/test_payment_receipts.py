@@ -1,4 +1,3 @@
-import json
 import socket
 from unittest.mock import patch
 
@@ -8,7 +7,7 @@ import odoo
 from odoo.tests import HttpCase, new_test_user, tagged
 from odoo.tools import mute_logger
 
-from .common import LocalGatewayMixin, PaymentDunningCase, start_smtp_sink
+from .common import LocalGatewayMixin, PaymentDunningCase
 
 
 @tagged("post_install", "-at_install")
@@ -20,11 +19,7 @@ class TestPaymentReceipts(LocalGatewayMixin, PaymentDunningCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.start_gateway()
-        cls.sink, _server = start_smtp_sink(cls)
-        cls.env["qrapi.connector"].create(
-            {"name": "Local gateway", "url": cls.gateway.url, "api_key": "sk-receipts", "rate_limit": 0}
-        )
+        cls.start_local_channels("sk-receipts")
         cls.company.email = "cobranzas@lima.example.com"
         cls.yape = cls.env.ref("payment_dunning.payment_method_yape")
 
@@ -46,13 +41,6 @@ class TestPaymentReceipts(LocalGatewayMixin, PaymentDunningCase):
         )
         result = wizard.action_register()
         return order.payment_ids.sorted("id")[-1:], result
-
-    def whatsapp_texts(self):
-        texts = []
-        for request in self.gateway.requests:
-            if request["headers"].get("Content-Type", "").startswith("application/json"):
-                texts += [json.loads(request["body"]).get("body")]
-        return [text for text in texts if text]
 
     def test_partial_payment_sends_the_receipt_by_email_and_whatsapp(self):
         order = self.create_order(100.0)
@@ -168,9 +156,7 @@ class TestPaymentReceiptUi(LocalGatewayMixin, HttpCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.start_gateway()
-        cls.sink, _server = start_smtp_sink(cls)
-        cls.env["qrapi.connector"].create({"name": "Local", "url": cls.gateway.url, "api_key": "k", "rate_limit": 0})
+        cls.start_local_channels()
         cls.env.company.email = "cobranzas@yourcompany.example.com"
         new_test_user(cls.env, "cajera", groups="base.group_user,payment_dunning.group_payment_dunning_user")
         customer = cls.env["res.partner"].create(
@@ -201,11 +187,7 @@ class TestPaymentReceiptUi(LocalGatewayMixin, HttpCase):
         self.assertEqual(recipients, ["pagos@constancia.example.com"])
         self.assertIn(payment.name, message["Subject"])
         self.assertEqual(len(list(message.iter_attachments())), 1, "the Constancia de pago")
-        texts = [
-            json.loads(request["body"]).get("body", "")
-            for request in self.gateway.requests
-            if request["headers"].get("Content-Type", "").startswith("application/json")
-        ]
+        texts = self.whatsapp_texts()
         self.assertEqual(len(texts), 1)
         self.assertIn("40.00", texts[0])
         self.assertIn("60.00", texts[0])
