@@ -33,7 +33,7 @@ class CollectionsPortal(PaymentPortal):
     @http.route("/my/collections", type="http", auth="user", methods=["GET"], website=True, sitemap=False)
     def portal_my_collections(self, order_id=None, **kwargs):
         partner = request.env.user.partner_id.commercial_partner_id.sudo()
-        token = partner._collection_access_token()
+        token = partner._collection_access_token(request.env.company)
         return self._render_pay_page(partner, request.env.company, token, order_id, logged_in=True)
 
     # ------------------------------------------------------------------ the signed link
@@ -42,8 +42,7 @@ class CollectionsPortal(PaymentPortal):
         "/collections/pay/<int:partner_id>", type="http", auth="public", methods=["GET"], website=True, sitemap=False
     )
     def collections_pay(self, partner_id, access_token=None, company_id=None, order_id=None, **kwargs):
-        partner = self._collection_partner(partner_id, access_token)
-        company = self._collection_company(partner, company_id)
+        partner, company = self._collection_partner(partner_id, company_id, access_token)
         return self._render_pay_page(partner, company, access_token, order_id)
 
     @http.route(
@@ -55,8 +54,7 @@ class CollectionsPortal(PaymentPortal):
         sitemap=False,
     )
     def collections_statement(self, partner_id, access_token=None, company_id=None, **kwargs):
-        partner = self._collection_partner(partner_id, access_token)
-        company = self._collection_company(partner, company_id)
+        partner, company = self._collection_partner(partner_id, company_id, access_token)
         report = request.env.ref("payment_dunning.action_report_account_statement").sudo()
         pdf, _format = (
             report.with_company(company)
@@ -83,8 +81,7 @@ class CollectionsPortal(PaymentPortal):
         """Create the draft transaction of the order (or the whole balance) and return its processing
         values. The amount is the balance read now, never what the browser sent; so is where the
         customer lands afterwards."""
-        partner = self._collection_partner(partner_id, access_token, error=ValidationError)
-        company = self._collection_company(partner, company_id)
+        partner, company = self._collection_partner(partner_id, company_id, access_token, error=ValidationError)
         orders = self._orders_to_pay(partner, company, order_id)
         if not orders:
             raise ValidationError(request.env._("There is nothing left to pay: refresh the page."))
@@ -127,15 +124,21 @@ class CollectionsPortal(PaymentPortal):
 
     # ------------------------------------------------------------------ helpers
 
-    @staticmethod
-    def _collection_partner(partner_id, access_token, error=NotFound):
-        """The customer whose token this is; nothing tells a wrong token from a wrong customer."""
+    @classmethod
+    def _collection_partner(cls, partner_id, company_id, access_token, error=NotFound):
+        """The customer and company whose token this is; nothing tells a wrong token from a wrong
+        customer or company."""
         partner = request.env["res.partner"].sudo().browse(partner_id).exists()
-        if not partner or partner != partner.commercial_partner_id or not partner._collection_check_token(access_token):
+        company = cls._collection_company(partner, company_id) if partner else None
+        if (
+            not partner
+            or partner != partner.commercial_partner_id
+            or not partner._collection_check_token(access_token, company)
+        ):
             if error is NotFound:
                 raise NotFound()
             raise error(request.env._("This link is not valid anymore: ask for a new one."))
-        return partner
+        return partner, company
 
     @staticmethod
     def _collection_company(partner, company_id):

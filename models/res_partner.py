@@ -11,6 +11,9 @@ DEFAULT_FIELDS = {"mobile": "collection_whatsapp", "email": "collection_email"}
 # an object no JSON-RPC or XML-RPC client can send (README, "Security")
 SYNC_KEY = "payment_dunning_contact_sync"
 SYNC_SENTINEL = object()
+# only Revoke moves a customer's pay-now link version: set back, it would reopen a revoked link
+LINK_KEY = "payment_dunning_link_revoke"
+LINK_SENTINEL = object()
 CONTACT_MODE_PARAM = "payment_dunning.contact_mode"
 
 DOCUMENT_TYPES = [
@@ -270,6 +273,8 @@ class ResPartner(models.Model):
         return partners
 
     def write(self, vals):
+        if "collection_link_version" in vals and self.env.context.get(LINK_KEY) is not LINK_SENTINEL:
+            raise UserError(self.env._("The pay-now link is changed by revoking it, on the customer's form."))
         syncing = self.env.context.get(SYNC_KEY) is SYNC_SENTINEL
         vals = self._checked_collection_vals(vals)
         partners = self if syncing else self.with_context(**{SYNC_KEY: SYNC_SENTINEL})
@@ -542,21 +547,22 @@ class ResPartner(models.Model):
         if not company._collection_online_payment_ready():
             return ""
         partner = self.commercial_partner_id
-        token = partner._collection_access_token()
+        token = partner._collection_access_token(company)
         return f"{partner.get_base_url()}/collections/pay/{partner.id}?company_id={company.id}&access_token={token}"
 
-    def _collection_access_token(self):
-        """The customer's pay-now access token: an HMAC of the customer and their link version with the
-        database secret, as Odoo signs its payment links. Rendering a link writes nothing, so two
-        workers sending to one customer at once never collide, and every message carries the same link."""
+    def _collection_access_token(self, company):
+        """The customer's pay-now access token for their orders in ``company``: an HMAC of the customer,
+        the company and the link version with the database secret, as Odoo signs its payment links.
+        A link opens one company's orders only. Rendering it writes nothing, so two workers sending to
+        one customer at once never collide, and every message carries the same link."""
         self.ensure_one()
         version = self.sudo().collection_link_version or 0
-        return tools_hmac(self.env(su=True), "payment_dunning.pay_now", f"{self.id}:{version}")
+        return tools_hmac(self.env(su=True), "payment_dunning.pay_now", f"{self.id}:{company.id}:{version}")
 
-    def _collection_check_token(self, token):
-        """Whether ``token`` opens this customer's pay-now page (constant-time comparison)."""
+    def _collection_check_token(self, token, company):
+        """Whether ``token`` opens this customer's pay-now page of ``company`` (constant-time comparison)."""
         self.ensure_one()
-        return bool(token and isinstance(token, str) and consteq(self._collection_access_token(), token))
+        return bool(token and isinstance(token, str) and consteq(self._collection_access_token(company), token))
 
     def action_open_collection_pay_page(self):
         """What the customer sees when they open their pay-now link (to check it, or copy the link)."""
@@ -565,8 +571,8 @@ class ResPartner(models.Model):
         if not self.env.user.has_group("payment_dunning.group_payment_dunning_user"):
             raise AccessError(self.env._("Only Collections users can open a customer's pay-now page."))
         partner = self.commercial_partner_id
-        token = partner._collection_access_token()
         company = self.env.company
+        token = partner._collection_access_token(company)
         return {
             "type": "ir.actions.act_url",
             "url": f"/collections/pay/{partner.id}?company_id={company.id}&access_token={token}",
@@ -579,7 +585,7 @@ class ResPartner(models.Model):
             raise AccessError(self.env._("Only a Collections Manager can revoke a pay-now link."))
         self.check_access("write")
         for partner in self.commercial_partner_id:
-            partner.sudo().collection_link_version += 1
+            partner.sudo().with_context(**{LINK_KEY: LINK_SENTINEL}).collection_link_version += 1
             partner.message_post(
                 body=self.env._("The pay-now link was revoked: the links already sent no longer open.")
             )

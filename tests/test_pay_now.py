@@ -140,6 +140,24 @@ class TestPayNowLink(PayNowCase):
         self.assertEqual(response.headers["Content-Type"], "application/pdf")
         self.assertEqual(self.url_open(f"/collections/statement/{self.customer.id}?access_token=x").status_code, 404)
 
+    def test_a_link_opens_its_company_only(self):
+        _partner_id, _company_id, token = self.link_parts(self.pay_url())
+        other_company = self.setup_other_company()["company"]
+        self.env["payment.order"].with_company(other_company).create(
+            {"partner_id": self.customer.id, "due_date": "2026-10-15", "amount": 77.0, "company_id": other_company.id}
+        )
+        response = self.url_open(
+            f"/collections/pay/{self.customer.id}?company_id={other_company.id}&access_token={token}"
+        )
+        self.assertEqual(response.status_code, 404)
+        self.assertNotIn("77.00", response.text)
+
+    def test_link_version_moves_only_by_revoking(self):
+        with self.assertRaises(odoo.exceptions.UserError):
+            self.customer.write({"collection_link_version": 0})
+        self.customer.action_revoke_collection_link()
+        self.assertEqual(self.customer.collection_link_version, 1)
+
     def test_revoked_link_stops_working(self):
         url = self.pay_url()
         self.customer.action_revoke_collection_link()
