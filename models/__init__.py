@@ -4,6 +4,8 @@ from . import res_partner
 from . import dunning_template
 from . import qrapi_connector
 from . import payment_order_notification
+from . import payment_dunning_whatsapp_event
+from . import mail_thread
 from . import res_config_settings
 from . import service_plan
 from . import payment_dunning_import

@@ -1,5 +1,6 @@
 import logging
 import re
+from datetime import timedelta
 
 from markupsafe import Markup, escape
 
@@ -119,6 +120,18 @@ class DunningTemplate(models.Model):
         "(unless the text already places @variable_link_pago).",
     )
 
+    whatsapp_template_name = fields.Char(
+        string="Approved WhatsApp Template",
+        help="WhatsApp Cloud API: the name of the template Meta approved for this message. Outside the 24 hours "
+        "after the customer last wrote, Meta delivers approved templates only.",
+    )
+    whatsapp_template_lang = fields.Char(string="Template Language", default="es", help="e.g. es, es_PE, en_US.")
+    whatsapp_template_params = fields.Char(
+        string="Template Parameters",
+        help="The variables that fill the template's {{1}}, {{2}}... in order, comma-separated, e.g. "
+        "@variable_nombre, @variable_saldo, @variable_fecha_vencimiento.",
+    )
+
     _sql_constraints = [
         (
             "receipt_not_a_rule",
@@ -181,11 +194,15 @@ class DunningTemplate(models.Model):
         for template in self:
             template.variables_help = text
 
-    @api.constrains("body", "subject")
+    @api.constrains("body", "subject", "whatsapp_template_params")
     def _check_variables(self):
         known = self._variables()
         for template in self:
-            used = set(VARIABLE_RE.findall(template.body or "")) | set(VARIABLE_RE.findall(template.subject or ""))
+            used = (
+                set(VARIABLE_RE.findall(template.body or ""))
+                | set(VARIABLE_RE.findall(template.subject or ""))
+                | set(template._whatsapp_template_variables())
+            )
             unknown = sorted(used - set(known))
             if unknown:
                 raise ValidationError(
@@ -289,6 +306,13 @@ class DunningTemplate(models.Model):
                 label = self.with_context(lang=orders.partner_id[:1].lang or self.env.lang)._pay_link_label()
                 text = f"{text}\n\n{label} {link}"
         return text
+
+    def _whatsapp_template_variables(self):
+        return [name.strip() for name in (self.whatsapp_template_params or "").split(",") if name.strip()]
+
+    def _whatsapp_template_values(self, orders, payment=None):
+        """The texts of the approved template's parameters for ``orders``, in order."""
+        return [self._render_text(name, orders, payment) for name in self._whatsapp_template_variables()]
 
     def _pay_link_label(self):
         return self.env._("Pay online:")
@@ -470,56 +494,92 @@ class DunningTemplate(models.Model):
     def _queue_dunning(self, partner_ids):
         """Queue this template's messages for the eligible orders of ``partner_ids``; return the count."""
         self.ensure_one()
-        channels = self._channels()
-        # one message per order, or per customer (and company) for a digest
-        recipient = (
-            SQL("'o' || e.order_id") if self.send_mode == "order" else SQL("'p' || e.partner_id || '-' || e.company_id")
-        )
         now = SQL("(now() AT TIME ZONE 'UTC')")
         self.env.cr.execute(
             SQL(
                 """
-            WITH eligible AS (SELECT * FROM payment_dunning_eligible WHERE partner_id = ANY(%(partners)s)),
-            keyed AS (
-                SELECT e.*, ch.channel, cp.value AS fixed_recipient,
-                       'dunning:' || %(template)s || ':' || e.today || ':' || ch.channel || ':' || %(recipient)s
-                           || COALESCE(':' || cp.value, '') AS dedupe_key
-                  FROM eligible e
-                  JOIN (VALUES %(channels)s) AS ch(channel)
-                    ON (ch.channel = 'email' AND e.has_email) OR (ch.channel = 'whatsapp' AND e.has_whatsapp)
-                  -- with the contact mode "all", one message per contact of the channel
-                  LEFT JOIN res_partner_collection_contact cp
-                    ON %(all_contacts)s AND cp.partner_id = e.partner_id
-                   AND cp.kind = CASE ch.channel WHEN 'email' THEN 'email' ELSE 'mobile' END
-            ),
+            WITH %(allowed)s,
             inserted AS (
                 INSERT INTO payment_order_notification
                        (partner_id, company_id, template_id, channel, state, attempts, run_date, dedupe_key,
                         recipient, fixed_recipient, create_uid, create_date, write_uid, write_date)
                 SELECT %(distinct)s partner_id, company_id, %(template)s, channel, 'queued', 0,
                        today, dedupe_key, fixed_recipient, fixed_recipient, %(uid)s, %(now)s, %(uid)s, %(now)s
-                  FROM keyed
+                  FROM allowed
                     ON CONFLICT (dedupe_key) DO NOTHING
                 RETURNING id, dedupe_key
             ),
             linked AS (
                 INSERT INTO payment_order_notification_rel (notification_id, order_id)
-                SELECT i.id, k.order_id FROM inserted i JOIN keyed k ON k.dedupe_key = i.dedupe_key
+                SELECT i.id, k.order_id FROM inserted i JOIN allowed k ON k.dedupe_key = i.dedupe_key
             )
             SELECT count(*) FROM inserted
                 """,
-                partners=partner_ids,
+                allowed=self._allowed_messages_sql(partner_ids),
                 template=self.id,
-                recipient=recipient,
-                channels=SQL(", ").join(SQL("(%s)", channel) for channel in channels),
                 uid=self.env.uid,
                 now=now,
-                all_contacts=self._all_contacts(),
                 # a digest is one message for several orders; per order, the keys are unique already
                 distinct=SQL("DISTINCT ON (dedupe_key)") if self.send_mode == "customer" else SQL(""),
             )
         )
         return self.env.cr.fetchone()[0]
+
+    def _allowed_messages_sql(self, partner_ids=None):
+        """The CTEs ``keyed`` (every message of the eligible orders, with its key) and ``allowed``
+        (those not queued yet that stay within each customer's weekly cap per channel, README "Opt-out
+        and caps"), read from the session's eligible table."""
+        self.ensure_one()
+        # one message per order, or per customer (and company) for a digest
+        recipient = (
+            SQL("'o' || e.order_id") if self.send_mode == "order" else SQL("'p' || e.partner_id || '-' || e.company_id")
+        )
+        notifications = self.env["payment.order.notification"]
+        cap = notifications._weekly_cap()
+        return SQL(
+            """
+            keyed AS (
+                SELECT e.*, ch.channel, cp.value AS fixed_recipient, message_key,
+                       message_key || COALESCE(':' || cp.value, '') AS dedupe_key
+                  FROM payment_dunning_eligible e
+                  JOIN (VALUES %(channels)s) AS ch(channel)
+                    ON (ch.channel = 'email' AND e.has_email) OR (ch.channel = 'whatsapp' AND e.has_whatsapp)
+                 CROSS JOIN LATERAL (SELECT 'dunning:' || %(template)s || ':' || e.today || ':' || ch.channel
+                                            || ':' || %(recipient)s AS message_key) mk
+                  -- with the contact mode "all", one message per contact of the channel
+                  LEFT JOIN res_partner_collection_contact cp
+                    ON %(all_contacts)s AND cp.partner_id = e.partner_id
+                   AND cp.kind = CASE ch.channel WHEN 'email' THEN 'email' ELSE 'mobile' END
+                 WHERE %(partners)s
+            ),
+            ranked AS (
+                SELECT k.*, dense_rank() OVER (PARTITION BY k.partner_id, k.channel ORDER BY k.message_key) AS slot
+                  FROM keyed k
+                 WHERE NOT EXISTS (SELECT 1 FROM payment_order_notification q WHERE q.dedupe_key = k.dedupe_key)
+            ),
+            used AS (
+                SELECT n.partner_id, n.channel, count(DISTINCT %(message)s) AS used
+                  FROM payment_order_notification n
+                 WHERE n.partner_id IN (SELECT partner_id FROM ranked) AND n.dedupe_key LIKE %(automatic)s
+                   AND n.state IN ('queued', 'sending', 'sent')
+                   AND COALESCE(n.sent_at, n.create_date) > %(since)s
+                 GROUP BY n.partner_id, n.channel
+            ),
+            allowed AS (
+                SELECT r.* FROM ranked r LEFT JOIN used u ON u.partner_id = r.partner_id AND u.channel = r.channel
+                 WHERE %(cap)s = 0 OR COALESCE(u.used, 0) + r.slot <= %(cap)s
+            )
+            """,
+            channels=SQL(", ").join(SQL("(%s)", channel) for channel in self._channels()),
+            template=self.id,
+            recipient=recipient,
+            all_contacts=self._all_contacts(),
+            partners=SQL("e.partner_id = ANY(%s)", partner_ids) if partner_ids is not None else SQL("TRUE"),
+            message=collection.automatic_message_key(SQL("n.dedupe_key")),
+            automatic="dunning:%",
+            since=fields.Datetime.now() - timedelta(days=7),
+            cap=cap,
+        )
 
     def _all_contacts(self):
         """Whether reminders go to every contact of the customer (Settings), not only the first."""
@@ -527,19 +587,33 @@ class DunningTemplate(models.Model):
         return mode == "all"
 
     def action_preview_run(self):
-        """The orders this template would message today, without queueing anything."""
+        """The orders this template would message today, without queueing anything; the title says
+        how many messages the customers' weekly cap holds back."""
         self.ensure_one()
         today = collection.company_days(self.env.companies)
         self.env.flush_all()
-        self.env.cr.execute(SQL("SELECT order_id FROM (%s) AS e", self._eligible_sql(today)))
-        order_ids = [row[0] for row in self.env.cr.fetchall()]
+        self._collect_eligible(today)
+        self.env.cr.execute(
+            SQL(
+                """WITH %s
+                   SELECT array_agg(DISTINCT a.order_id) FILTER (WHERE a.order_id IS NOT NULL),
+                          (SELECT count(DISTINCT message_key) FROM ranked)
+                          - (SELECT count(DISTINCT message_key) FROM allowed)
+                     FROM allowed a""",
+                self._allowed_messages_sql(),
+            )
+        )
+        order_ids, held = self.env.cr.fetchone()
+        self.env.cr.execute("DROP TABLE IF EXISTS payment_dunning_eligible")
         action = self.env["ir.actions.act_window"]._for_xml_id("payment_dunning.action_payment_order")
         name = self.env._("Today's run of %s", self.name)
+        if held:
+            name = self.env._("%(name)s (%(held)s held by the weekly cap)", name=name, held=held)
         action.update(
             {
                 "name": name,
                 "display_name": name,
-                "domain": [("id", "in", order_ids)],
+                "domain": [("id", "in", order_ids or [])],
                 "context": {"create": False, "search_default_group_partner": self.send_mode == "customer"},
             }
         )

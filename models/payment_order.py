@@ -1366,9 +1366,10 @@ class PaymentOrder(models.Model):
 
     @api.model
     def _dashboard_rules(self, currency, days=30, window=7):
-        """Which rule works: for each template, over the last ``days``, the reminders sent, the orders they
-        reached, and what was paid on those orders within ``window`` days after one of its messages (a
-        payment counts once per template; an order reached by two templates counts for each)."""
+        """Which rule works: for each template, over the last ``days``, the reminders sent (and the share of
+        its WhatsApp messages read), the orders they reached, and what was paid on those orders within
+        ``window`` days after one of its messages (a payment counts once per template; an order reached
+        by two templates counts for each)."""
         notifications = self.env["payment.order.notification"]
         notifications.flush_model()
         self.env["payment.order.payment"].flush_model()
@@ -1391,7 +1392,9 @@ class PaymentOrder(models.Model):
                        AND p.date BETWEEN r.day AND r.day + %(window)s
                 ),
                 sent AS (
-                    SELECT template_id, count(*) AS messages
+                    SELECT template_id, count(*) AS messages,
+                           count(*) FILTER (WHERE channel = 'whatsapp') AS whatsapp,
+                           count(*) FILTER (WHERE channel = 'whatsapp' AND delivery_status = 'read') AS whatsapp_read
                       FROM payment_order_notification
                      WHERE state = 'sent' AND sent_at >= %(since)s AND payment_id IS NULL
                        AND company_id IN %(companies)s
@@ -1403,7 +1406,8 @@ class PaymentOrder(models.Model):
                        (SELECT count(DISTINCT order_id) FROM paid x
                          WHERE x.template_id IS NOT DISTINCT FROM s.template_id),
                        (SELECT coalesce(sum(amount), 0) FROM paid x
-                         WHERE x.template_id IS NOT DISTINCT FROM s.template_id)
+                         WHERE x.template_id IS NOT DISTINCT FROM s.template_id),
+                       s.whatsapp, s.whatsapp_read
                   FROM sent s
                  ORDER BY 5 DESC, 2 DESC
                 """,
@@ -1414,7 +1418,7 @@ class PaymentOrder(models.Model):
         )
         templates = self.env["dunning.template"].with_context(active_test=False)
         rules = []
-        for template_id, messages, orders, paid_orders, amount in self.env.cr.fetchall():
+        for template_id, messages, orders, paid_orders, amount, whatsapp, whatsapp_read in self.env.cr.fetchall():
             template = templates.browse(template_id).exists() if template_id else templates
             rules.append(
                 {
@@ -1426,6 +1430,9 @@ class PaymentOrder(models.Model):
                     "paid_orders": paid_orders,
                     "rate": round(100.0 * paid_orders / orders) if orders else 0,
                     "collected": currency.format(amount),
+                    # of the WhatsApp messages, those the gateway reported read (README, "WhatsApp both ways")
+                    "whatsapp": whatsapp,
+                    "read_rate": round(100.0 * whatsapp_read / whatsapp) if whatsapp else None,
                 }
             )
         return {"days": days, "window": window, "rules": rules}

@@ -24,6 +24,10 @@ ACTIVE_STATES = ("queued", "sending")
 # and "a worker is counting this gateway's rate" (transaction lock)
 SENDING_LOCK = 746021
 RATE_LOCK = 746022
+# "a worker is counting this customer's automatic messages of the week" (transaction lock)
+CAP_LOCK = 746023
+WEEKLY_CAP_PARAM = "payment_dunning.weekly_cap"
+WEEKLY_CAP_DEFAULT = 3
 SMTP_TIMEOUT_DEFAULT = 20
 # without a cron time limit, a call stops starting new messages after this many seconds
 DEFAULT_TIME_BUDGET = 60
@@ -47,6 +51,8 @@ FAILURE_TYPES = [
     ("smtp_refused", "SMTP refused recipient"),
     ("render", "Rendering error"),
     ("unknown", "Outcome unknown"),
+    ("bounced", "Bounced"),
+    ("not_delivered", "Not delivered"),
 ]
 
 
@@ -148,7 +154,14 @@ class PaymentOrderNotification(models.Model):
         "qrapi.connector", string="Gateway", readonly=True, ondelete="set null", help="The WhatsApp gateway used."
     )
     error = fields.Text(string="Last Error", readonly=True)
-    provider_message_id = fields.Char(string="Provider Reply", readonly=True)
+    provider_message_id = fields.Char(string="Provider Reply", readonly=True, index="btree_not_null")
+    delivery_status = fields.Selection(
+        [("delivered", "Delivered"), ("read", "Read")],
+        readonly=True,
+        help="What the WhatsApp gateway reported after sending: delivered to the phone, then read.",
+    )
+    delivered_at = fields.Datetime(readonly=True)
+    read_at = fields.Datetime(readonly=True)
     mail_id = fields.Many2one("mail.mail", string="Email", readonly=True, ondelete="set null")
     sent_at = fields.Datetime(readonly=True)
     run_date = fields.Date(
@@ -181,6 +194,12 @@ class PaymentOrderNotification(models.Model):
         ondelete="set null",
         help='The payment this message is the receipt of (README, "Receipts").',
     )
+    is_reply = fields.Boolean(
+        string="Reply",
+        readonly=True,
+        help="A collector's answer to the customer's WhatsApp message (Reply by WhatsApp): it goes whatever the "
+        "state of the orders, without the statement.",
+    )
     chatter_pending = fields.Boolean(
         readonly=True,
         copy=False,
@@ -210,14 +229,15 @@ class PaymentOrderNotification(models.Model):
     # ------------------------------------------------------------------ queueing
 
     @api.model
-    def _queue(self, template, orders, channels=None, subject=None, body=None, payment=None, again=False):
+    def _queue(self, template, orders, channels=None, subject=None, body=None, payment=None, again=False, reply=False):
         """One queued message per customer and channel of ``template`` for ``orders``.
 
         ``channels`` ("email", "whatsapp"), when given, are the channels chosen instead of the
         template's; ``subject`` and ``body``, when given, are sent instead of the template's (the
         composer's text for one customer; the template still decides the statement attachment).
         With a ``payment``, the messages are its receipt: queued once per contact (``again``: a
-        deliberate resend), with the receipt attached instead of the statement.
+        deliberate resend), with the receipt attached instead of the statement. A ``reply`` (the
+        collector answering the customer's message) goes whatever the state of the orders.
         """
         chosen = template._channels() if channels is None else [c for c in ("email", "whatsapp") if c in channels]
         vals_list = []
@@ -239,6 +259,7 @@ class PaymentOrderNotification(models.Model):
                             "recipient": recipient,
                             "fixed_recipient": recipient,
                             "run_date": company_today(company),
+                            "is_reply": reply,
                             **self._receipt_values(payment, channel, recipient, again),
                         }
                     )
@@ -530,6 +551,77 @@ class PaymentOrderNotification(models.Model):
             run.block_rate_limited([cid for cid, chosen in run.gateways.items() if chosen == gateway], wait)
         return not wait
 
+    def _within_weekly_cap(self):
+        """False (the line waits until the week frees a place) when this automatic message would be
+        one more than the customer's weekly cap of its channel (Settings). Counted under a lock per
+        customer, so two workers never both take the last place."""
+        cap = self._weekly_cap()
+        if not cap or not self._is_automatic():
+            return True
+        self.env.cr.execute(SQL("SELECT pg_advisory_xact_lock(%s, %s)", CAP_LOCK, self.partner_id.id))
+        self.env.cr.execute(
+            SQL(
+                """
+                SELECT count(DISTINCT %(message)s), min(COALESCE(sent_at, attempted_at))
+                  FROM payment_order_notification
+                 WHERE partner_id = %(partner)s AND channel = %(channel)s AND dedupe_key LIKE %(automatic)s
+                   AND state IN ('sending', 'sent') AND attempted_at IS NOT NULL AND id != %(id)s
+                   AND COALESCE(sent_at, attempted_at) > %(since)s
+                   AND %(message)s != %(own)s
+                """,
+                message=collection.automatic_message_key(SQL("dedupe_key")),
+                own=collection.automatic_message_key(self.dedupe_key),
+                partner=self.partner_id.id,
+                channel=self.channel,
+                automatic="dunning:%",
+                id=self.id,
+                since=fields.Datetime.now() - timedelta(days=7),
+            )
+        )
+        count, oldest = self.env.cr.fetchone()
+        if count < cap:
+            return True
+        wait_until = oldest + timedelta(days=7)
+        self._write_outcome(
+            {
+                "state": "queued",
+                "next_attempt_at": wait_until,
+                "error": self.env._(
+                    "Weekly cap: %(count)s automatic messages by this channel in 7 days; waits until %(date)s.",
+                    count=count,
+                    date=fields.Datetime.to_string(wait_until),
+                ),
+            }
+        )
+        return False
+
+    def _is_automatic(self):
+        return bool(self.dedupe_key) and self.dedupe_key.startswith("dunning:")
+
+    @api.model
+    def _weekly_cap(self):
+        """Automatic messages per customer and channel in 7 days (Settings; 0: no cap)."""
+        value = self.env["ir.config_parameter"].sudo().get_param(WEEKLY_CAP_PARAM, WEEKLY_CAP_DEFAULT)
+        try:
+            return max(int(value), 0)
+        except (TypeError, ValueError):
+            return WEEKLY_CAP_DEFAULT
+
+    @api.model
+    def _cancel_automatic_of(self, partner, reason):
+        """Cancel the automatic messages still queued for ``partner`` (an opt-out)."""
+        self.env.cr.execute(
+            SQL(
+                "UPDATE payment_order_notification SET state = 'cancelled', error = %s, write_date = %s "
+                "WHERE partner_id = %s AND state = 'queued' AND dedupe_key LIKE %s",
+                reason,
+                fields.Datetime.now(),
+                partner.id,
+                "dunning:%",
+            )
+        )
+        self.invalidate_model(["state", "error"])
+
     # render -> deliver -> record -------------------------------------------------------
 
     def _render_all(self, run):
@@ -553,32 +645,41 @@ class PaymentOrderNotification(models.Model):
         """Deliver and record one claimed, rendered message; commit its outcome. False: it waits."""
         self.ensure_one()
         try:
-            if isinstance(message, DeliveryError):
-                self._record_failure(message, attempts=self._mark_attempt(None))
+            if not isinstance(message, dict):
+                self._record_unsendable(message)
                 return True
-            if message is None:
-                self._record_cancelled()
+            if not self._within_weekly_cap():
                 return True
             if not self._within_rate(message, run):
                 self._unclaim()
                 return False
-            attempts = self._mark_attempt(message.get("gateway"))
-            try:
-                values = self._deliver(message, run)
-            except DeliveryError as error:
-                self._record_failure(error, message, attempts)
-                return True
-            except Exception as error:  # it may have left: never send it again by itself
-                _logger.warning("Reminder %s: unexpected error while sending", self.id, exc_info=True)
-                self._rollback()
-                reason = self._unknown_outcome_reason(str(error) or error.__class__.__name__)
-                self._record_failure(DeliveryError(reason, "unknown"), attempts=attempts)
-                return True
-            self._record_sent(message, values)
-            run.unlogged_ids.append(self.id)
+            self._deliver_and_record(message, run)
             return True
         finally:
             self._release()
+
+    def _record_unsendable(self, message):
+        """A message that failed to render (``DeliveryError``) or has nothing left to chase (None)."""
+        if message is None:
+            self._record_cancelled()
+        else:
+            self._record_failure(message, attempts=self._mark_attempt(None))
+
+    def _deliver_and_record(self, message, run):
+        attempts = self._mark_attempt(message.get("gateway"))
+        try:
+            values = self._deliver(message, run)
+        except DeliveryError as error:
+            self._record_failure(error, message, attempts)
+            return
+        except Exception as error:  # it may have left: never send it again by itself
+            _logger.warning("Reminder %s: unexpected error while sending", self.id, exc_info=True)
+            self._rollback()
+            reason = self._unknown_outcome_reason(str(error) or error.__class__.__name__)
+            self._record_failure(DeliveryError(reason, "unknown"), attempts=attempts)
+            return
+        self._record_sent(message, values)
+        run.unlogged_ids.append(self.id)
 
     def _render(self, run):
         """What goes out, prepared without writing or sending anything; None when there is nothing to chase."""
@@ -586,6 +687,8 @@ class PaymentOrderNotification(models.Model):
         if payment:
             # a receipt goes although its payment closed the order; not once the payment is cancelled
             orders = self.order_ids if payment.state == "posted" else self.order_ids.browse()
+        elif self.is_reply:
+            orders = self.order_ids
         else:
             orders = self.order_ids.filtered(lambda order: order.state in OPEN_STATES)
         if not orders:
@@ -607,7 +710,7 @@ class PaymentOrderNotification(models.Model):
         }
         if payment:
             message.update(self._payment_receipt())
-        elif template.attach_statement:
+        elif template.attach_statement and not self.is_reply:
             message.update(self._account_statement())
         if self.channel == "email":
             partner = self.partner_id
@@ -708,7 +811,7 @@ class PaymentOrderNotification(models.Model):
             run.smtp.send(mail)
             return {"provider_message_id": mail.message_id}
         api = message["api"]
-        values = {"provider_message_id": api.send_text(message["recipient"], message["text"])}
+        values = {"provider_message_id": self._send_whatsapp_text(message, api)}
         if message.get("statement"):
             try:
                 api.send_document(message["recipient"], *message["statement"])
@@ -716,6 +819,28 @@ class PaymentOrderNotification(models.Model):
                 # the text went out: retrying the message would send it twice
                 message["statement_error"] = self.env._("The account statement was not delivered: %s", error)
         return values
+
+    def _send_whatsapp_text(self, message, api):
+        """The text; through the Cloud API outside the customer's 24-hour window, the rule's approved
+        template instead (Meta refuses free text there)."""
+        if api.preset != "cloud" or message["gateway"]._in_service_window(message["recipient"]):
+            return api.send_text(message["recipient"], message["text"])
+        template = message["template"]
+        if not template.whatsapp_template_name:
+            raise DeliveryError(
+                self.env._(
+                    "The customer has not written in the last 24 hours, so the WhatsApp Cloud API takes approved "
+                    "templates only: set the approved template of %s (WhatsApp Cloud API tab).",
+                    template.name,
+                ),
+                "render",
+            )
+        return api.send_template(
+            message["recipient"],
+            template.whatsapp_template_name,
+            template.whatsapp_template_lang or "es",
+            template._whatsapp_template_values(message["orders"], self.payment_id or None),
+        )
 
     def _record_sent(self, message, values):
         self._write_outcome(
@@ -766,6 +891,40 @@ class PaymentOrderNotification(models.Model):
         )
         self.invalidate_recordset(list(values))
         self._commit()
+
+    def _record_delivery(self, status, when):
+        """The gateway reports ``status`` ("delivered" or "read") at ``when``: the line only moves
+        forward (a late "delivered" after "read" changes nothing)."""
+        self.ensure_one()
+        rank = {False: 0, "delivered": 1, "read": 2}
+        if self.state not in ("sent", "sending") or rank[status] <= rank[self.delivery_status or False]:
+            return
+        values = {"delivery_status": status, f"{status}_at": when}
+        if status == "read" and not self.delivered_at:
+            values["delivered_at"] = when
+        self._write_columns(values)
+
+    def _record_provider_failure(self, reason):
+        """The provider could not deliver a message it had accepted: the line fails with its reason."""
+        self.ensure_one()
+        if self.state == "failed" or self.delivery_status == "read":
+            return
+        error = self.env._("WhatsApp did not deliver the message: %s", reason or self.env._("no reason given"))
+        self._write_columns({"state": "failed", "failure_type": "not_delivered", "error": error})
+        self.order_ids._log_reminder_failed(self)
+
+    def _write_columns(self, values):
+        """One UPDATE of this line's own columns, in the caller's transaction."""
+        self.flush_recordset()
+        self.env.cr.execute(
+            SQL(
+                "UPDATE payment_order_notification SET %s, write_date = %s WHERE id = %s",
+                SQL(", ").join(SQL("%s = %s", SQL.identifier(name), value) for name, value in values.items()),
+                fields.Datetime.now(),
+                self.id,
+            )
+        )
+        self.invalidate_recordset(list(values))
 
     def _unknown_outcome_reason(self, detail):
         return self.env._(
@@ -825,6 +984,12 @@ class PaymentOrderNotification(models.Model):
             self.env._("%(channel)s reminder sent to %(recipient)s", channel=channel, recipient=self.recipient),
             self.env["dunning.template"]._text_to_html(self.body or ""),
         )
+        if self.is_reply:
+            customer_body = Markup("<p>%s</p><p>%s</p>") % (
+                self.env._("WhatsApp reply sent to %(recipient)s", recipient=self.recipient),
+                self.env["dunning.template"]._text_to_html(self.body or ""),
+            )
+            return order_body, customer_body
         customer_body = self.env._(
             "%(template)s sent by %(channel)s to %(recipient)s for %(orders)s",
             template=self.template_id.name or "",

@@ -1,4 +1,6 @@
+import json
 import re
+import secrets
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -9,6 +11,7 @@ from odoo.tools import SQL
 from ..tools import MAX_TIMEOUT, TRANSPORTS
 from ..tools.http_deadline import Allowlist, ip_literal, is_hostname, is_public
 from ..tools.whatsapp_api import GatewaySettings
+from ..tools.whatsapp_webhook import WebhookParser
 
 # hosts and networks (CIDR) that gateways may be reached at although they are not public; set by
 # administrators in Settings (see http_deadline for the policy)
@@ -50,7 +53,19 @@ PRESETS = {
         "number_suffix": "@c.us",
         "session_field": "session",
     },
+    # Meta's WhatsApp Cloud API: the phone number id is the instance, the permanent token the key
+    "cloud": {
+        "text_path": "/{instance}/messages",
+        "status_path": "/{instance}",
+        "auth_header": "Authorization",
+        "auth_prefix": "Bearer ",
+        "number_field": "to",
+        "text_field": "text",
+        "number_suffix": "",
+        "session_field": "",
+    },
 }
+CLOUD_API_URL = "https://graph.facebook.com/v21.0"
 SHAPE_FIELDS = ("instance", *PRESETS["qrapi"])
 # where the API key goes and what carries it: guarded like the key itself
 KEY_ROUTE_FIELDS = ("url", "preset", "instance", "text_path", "status_path", "auth_header", "auth_prefix")
@@ -96,13 +111,17 @@ class QrapiConnector(models.Model):
             ("qrapi", "QRAPI / Whaticket"),
             ("evolution", "Evolution API"),
             ("waha", "WAHA"),
+            ("cloud", "WhatsApp Cloud API (Meta)"),
             ("custom", "Custom"),
         ],
         default="qrapi",
         required=True,
         help="Fills in the request shape of the advanced section.",
     )
-    instance = fields.Char(help="Instance (Evolution API) or session (WAHA) name, used as {instance}.")
+    instance = fields.Char(
+        help="Instance (Evolution API) or session (WAHA) name, or phone number id (WhatsApp Cloud API), used as "
+        "{instance}."
+    )
     text_path = fields.Char(default=PRESETS["qrapi"]["text_path"], required=True)
     status_path = fields.Char(
         default=PRESETS["qrapi"]["status_path"],
@@ -115,11 +134,37 @@ class QrapiConnector(models.Model):
     text_field = fields.Char(default=PRESETS["qrapi"]["text_field"], required=True)
     number_suffix = fields.Char(default="", help="Added after the digits of the number, e.g. @c.us for WAHA.")
     session_field = fields.Char(default="", help="JSON field that carries the instance name, e.g. session.")
+    webhook_secret = fields.Char(
+        groups="base.group_system",
+        copy=False,
+        default=lambda self: secrets.token_urlsafe(24),
+        help="Part of the webhook address: a request without it is refused. Only administrators can read it.",
+    )
+    webhook_url = fields.Char(
+        string="Webhook Address",
+        compute="_compute_webhook_url",
+        groups="base.group_system",
+        help="Give this address to the gateway as its webhook (for the Cloud API, the secret is also the "
+        "verify token).",
+    )
+    webhook_signing_key = fields.Char(
+        string="Webhook Signing Key",
+        groups="base.group_system",
+        copy=False,
+        help="The key the provider signs its webhooks with: the app secret of the Cloud API (required), the HMAC "
+        "key of WAHA (when set, unsigned requests are refused). Only administrators can read it.",
+    )
+    webhook_mapping = fields.Text(
+        help="QRAPI and Custom gateways: where their webhook JSON carries each value, as JSON of dotted paths "
+        '(README, "WhatsApp both ways"). Empty: the Whaticket-style default.'
+    )
 
     @api.onchange("preset")
     def _onchange_preset(self):
         if self.preset in PRESETS:
             self.update(PRESETS[self.preset])
+        if self.preset == "cloud" and not self.url:
+            self.url = CLOUD_API_URL
 
     @api.model_create_multi
     def create(self, vals_list):
@@ -149,8 +194,54 @@ class QrapiConnector(models.Model):
                 )
             )
 
+    @api.depends("webhook_secret")
+    def _compute_webhook_url(self):
+        base = self.env["ir.config_parameter"].sudo().get_param("web.base.url", "")
+        for connector in self:
+            connector.webhook_url = (
+                f"{base}/payment_dunning/webhook/{connector.id}/{connector.webhook_secret}"
+                if connector.id and connector.webhook_secret
+                else False
+            )
+
+    def action_new_webhook_secret(self):
+        """A new secret: the old webhook address stops working (give the gateway the new one)."""
+        if not self.env.user._is_system():
+            raise AccessError(self.env._("Only an administrator can change the webhook secret."))
+        for connector in self:
+            connector.sudo().webhook_secret = secrets.token_urlsafe(24)
+        return True
+
+    def _webhook_mapping(self):
+        """The dotted paths the QRAPI / Custom webhook JSON is read with (the default completed)."""
+        self.ensure_one()
+        try:
+            mapping = json.loads(self.webhook_mapping or "{}")
+        except ValueError:
+            return {}
+        return mapping if isinstance(mapping, dict) else {}
+
+    @api.constrains("webhook_mapping")
+    def _check_webhook_mapping(self):
+        for connector in self:
+            if not connector.webhook_mapping:
+                continue
+            try:
+                mapping = json.loads(connector.webhook_mapping)
+            except ValueError:
+                mapping = None
+            if not isinstance(mapping, dict) or not set(mapping) <= set(WebhookParser.DEFAULT_MAPPING):
+                raise ValidationError(
+                    self.env._(
+                        "The webhook mapping must be a JSON object whose keys are among: %s.",
+                        ", ".join(WebhookParser.DEFAULT_MAPPING),
+                    )
+                )
+
     @api.model
     def _prepare_vals(self, vals):
+        if vals.get("preset") == "cloud":
+            vals.setdefault("url", CLOUD_API_URL)
         if vals.get("preset") in PRESETS:
             for key, value in PRESETS[vals["preset"]].items():
                 vals.setdefault(key, value)
@@ -260,6 +351,21 @@ class QrapiConnector(models.Model):
     def send_document(self, number, filename, content, caption=""):
         """Send a file (bytes) with a caption in one attempt; return the gateway's message id."""
         return self._api().send_document(number, filename, content, caption)
+
+    def _in_service_window(self, number):
+        """Whether ``number`` wrote to this gateway in the last 24 hours (WhatsApp's customer service
+        window, inside which free text may be sent)."""
+        self.ensure_one()
+        self.env.cr.execute(
+            SQL(
+                "SELECT 1 FROM payment_dunning_whatsapp_event WHERE gateway_id = %s AND number = %s "
+                "AND kind = 'message' AND create_date > %s LIMIT 1",
+                self.id,
+                number,
+                fields.Datetime.now() - timedelta(hours=24),
+            )
+        )
+        return bool(self.env.cr.fetchone())
 
     def _rate_wait(self, now, rate_limit):
         """Seconds until this gateway may take one more message (0: now), counted over every worker.

@@ -35,6 +35,8 @@ DUNNING_PARAMS = {
     "dunning_batch_size": "payment_dunning.batch_size",
     "dunning_run_hour": "payment_dunning.run_hour",
     "dunning_contact_mode": "payment_dunning.contact_mode",
+    "dunning_weekly_cap": "payment_dunning.weekly_cap",
+    "dunning_opt_out_keywords": "payment_dunning.opt_out_keywords",
 }
 # The settings of each company (its collections timezone and sending window): field -> res.company field.
 DUNNING_COMPANY_FIELDS = {
@@ -156,6 +158,18 @@ class PaymentDunningSettingsMixin(models.AbstractModel):
         default=200,
         help="Records handled per committed batch by the scheduled jobs.",
     )
+    dunning_weekly_cap = fields.Integer(
+        string="Automatic Messages per Week",
+        default=3,
+        help="At most this many automatic reminders per customer and channel in 7 days; the dunning run queues "
+        "no more and the send queue holds the rest. 0 for no cap. Notify, receipts and replies are not counted.",
+    )
+    dunning_opt_out_keywords = fields.Char(
+        string="Opt-out Keywords",
+        default="BAJA, STOP, NO MOLESTAR",
+        help="A customer whose WhatsApp message is one of these (comma-separated; case, accents and punctuation "
+        "aside) is excluded from automatic reminders. Empty: the default list.",
+    )
 
     @api.depends("company_id")
     def _compute_dunning_template_body(self):
@@ -169,7 +183,7 @@ class PaymentDunningSettingsMixin(models.AbstractModel):
             if template and settings.dunning_template_body and template.body != settings.dunning_template_body:
                 template.body = settings.dunning_template_body
 
-    @api.constrains("dunning_generation_hour", "dunning_days_before_due", "dunning_run_hour")
+    @api.constrains("dunning_generation_hour", "dunning_days_before_due", "dunning_run_hour", "dunning_weekly_cap")
     def _check_generation_schedule(self):
         for settings in self:
             if not 0 <= settings.dunning_generation_hour < 24:
@@ -178,6 +192,8 @@ class PaymentDunningSettingsMixin(models.AbstractModel):
                 raise ValidationError(self.env._("The dunning run hour must be between 00:00 and 23:59."))
             if settings.dunning_days_before_due < 0:
                 raise ValidationError(self.env._("The days before the due date cannot be negative."))
+            if settings.dunning_weekly_cap < 0:
+                raise ValidationError(self.env._("The automatic messages per week cannot be negative."))
 
     @api.constrains("dunning_window_start", "dunning_window_end", *WEEKDAY_FIELDS)
     def _check_sending_window(self):

@@ -58,6 +58,7 @@ class ResPartner(models.Model):
     )
     collection_whatsapp = fields.Char(
         string="WhatsApp Number",
+        index="btree_not_null",  # a WhatsApp reply finds its customer by the number
         help="Stored in international format (E.164), e.g. +51995955955. A number without "
         "country code takes the country of the customer, else of the company.",
     )
@@ -93,8 +94,22 @@ class ResPartner(models.Model):
     )
     dunning_excluded = fields.Boolean(
         string="Excluded from Automatic Reminders",
+        tracking=True,
         help="No automatic reminder or dunning message is sent to this customer. "
         "Manual notifications are still possible.",
+    )
+    dunning_opt_out_date = fields.Datetime(
+        string="Opted Out On",
+        readonly=True,
+        copy=False,
+        tracking=True,
+        help="When the customer asked by WhatsApp for no more reminders (an opt-out keyword of Settings).",
+    )
+    dunning_opt_out_message = fields.Char(
+        string="Opt-out Message",
+        readonly=True,
+        copy=False,
+        help="The customer's message that opted them out.",
     )
     payment_order_ids = fields.One2many(
         "payment.order",
@@ -275,6 +290,7 @@ class ResPartner(models.Model):
     def write(self, vals):
         if "collection_link_version" in vals and self.env.context.get(LINK_KEY) is not LINK_SENTINEL:
             raise UserError(self.env._("The pay-now link is changed by revoking it, on the customer's form."))
+        self._check_opt_out_write(vals)
         syncing = self.env.context.get(SYNC_KEY) is SYNC_SENTINEL
         vals = self._checked_collection_vals(vals)
         partners = self if syncing else self.with_context(**{SYNC_KEY: SYNC_SENTINEL})
@@ -293,6 +309,65 @@ class ResPartner(models.Model):
             if kinds or "collection_contact_ids" in vals:
                 self._refresh_default_contacts()
         return result
+
+    # ------------------------------------------------------------------ opt-out
+
+    def _check_opt_out_write(self, vals):
+        """The customer's own opt-out is theirs: only a Collections manager lifts it (Allow reminders
+        again), and nobody writes its date or message by hand."""
+        if self.env.su:
+            return
+        if {"dunning_opt_out_date", "dunning_opt_out_message"} & set(vals):
+            raise UserError(self.env._("An opt-out is recorded from the customer's own WhatsApp message only."))
+        if "dunning_excluded" in vals and not vals["dunning_excluded"] and any(self.mapped("dunning_opt_out_date")):
+            if not self.env.user.has_group("payment_dunning.group_payment_dunning_manager"):
+                raise UserError(
+                    self.env._(
+                        "The customer asked for no more reminders: only a Collections manager can allow them again."
+                    )
+                )
+
+    def _collection_opt_out(self, event):
+        """The customer wrote an opt-out keyword: no more automatic reminders, and those queued are
+        cancelled. Recorded with the date and the message, in the chatter."""
+        self.ensure_one()
+        partner = self.sudo()
+        if partner.dunning_opt_out_date:
+            return
+        partner.write(
+            {
+                "dunning_excluded": True,
+                "dunning_opt_out_date": fields.Datetime.now(),
+                "dunning_opt_out_message": (event.text or "")[:255],
+            }
+        )
+        partner.message_post(
+            body=self.env._(
+                'Opted out of automatic reminders by WhatsApp (%(number)s): "%(text)s"',
+                number=event.number,
+                text=event.text,
+            ),
+            message_type="notification",
+            subtype_xmlid="mail.mt_note",
+        )
+        self.env["payment.order.notification"]._cancel_automatic_of(partner, self.env._("The customer opted out."))
+
+    def action_collection_opt_in(self):
+        """A Collections manager allows automatic reminders again after an opt-out."""
+        if not self.env.user.has_group("payment_dunning.group_payment_dunning_manager"):
+            raise UserError(self.env._("Only a Collections manager can allow reminders again."))
+        for partner in self.filtered("dunning_opt_out_date"):
+            partner.sudo().write(
+                {"dunning_excluded": False, "dunning_opt_out_date": False, "dunning_opt_out_message": False}
+            )
+            # a manager lifts it without the right to edit contacts: as superuser, signed as the manager
+            partner.sudo().message_post(
+                author_id=self.env.user.partner_id.id,
+                body=self.env._("Automatic reminders allowed again by %s.", self.env.user.name),
+                message_type="notification",
+                subtype_xmlid="mail.mt_note",
+            )
+        return True
 
     def _checked_collection_vals(self, vals):
         """``vals`` with the collection email normalised and the document number stripped and free."""

@@ -22,6 +22,7 @@ class ResPartnerCollectionContact(models.Model):
     kind = fields.Selection(CONTACT_KINDS, required=True, default="mobile")
     value = fields.Char(
         required=True,
+        index=True,  # a WhatsApp reply finds its customer by the number
         help="A mobile in international format (E.164, e.g. +51995955955; a local number takes the "
         "country of the customer, else of the company) or one email address.",
     )

@@ -26,3 +26,5 @@ from . import test_order_payments
 from . import test_payment_receipts
 from . import test_pay_now
 from . import test_late_fees
+from . import test_email_bounce
+from . import test_whatsapp_webhook

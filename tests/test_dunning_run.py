@@ -20,6 +20,8 @@ class DunningCase(PaymentDunningCase):
         cls.params = cls.env["ir.config_parameter"].sudo()
         cls.params.set_param("payment_dunning.automatic_tasks", True)
         cls.params.set_param("payment_dunning.notifications_enabled", True)
+        # these tests count the days a rule messages; the weekly cap has its own (test_whatsapp_webhook)
+        cls.params.set_param("payment_dunning.weekly_cap", 0)
         # the rule shipped with the module would add its own messages to the counts of these tests
         # (it is tested in test_plans_and_rules)
         cls.env.ref("payment_dunning.dunning_template_before_due").active = False

@@ -68,6 +68,12 @@ def open_state_sql(alias="o"):
     return SQL("%s.state IN %s", SQL.identifier(alias), OPEN_STATES)
 
 
+def automatic_message_key(value):
+    """The message a dunning-run line is part of: its key without the contact (with the contact mode
+    "all", one message is one line per contact). ``value`` is a column (``SQL``) or a key."""
+    return SQL("array_to_string((string_to_array(%s, ':'))[1:5], ':')", value)
+
+
 def testing():
     """Odoo's tests share one transaction that must never be committed or rolled back."""
     return getattr(threading.current_thread(), "testing", False)

@@ -356,12 +356,13 @@ def _connection(scheme, host, port, allowlist):
     return connection
 
 
-def request(method, url, body=None, headers=None, timeout=15.0, allowlist=NO_ALLOWLIST):
+def request(method, url, body=None, headers=None, timeout=15.0, allowlist=NO_ALLOWLIST, max_bytes=MAX_ANSWER_BYTES):
     """Send one request; return ``(status, body bytes)`` or raise ``OSError``/``HTTPException``.
 
     ``timeout`` is the total time the request may take, from connecting to the last byte read.
     ``allowlist`` is what the outbound policy lets through besides public addresses: a request it
     refuses raises ``OutboundRefused`` before anything is sent. Redirects are returned, not followed.
+    At most ``max_bytes`` of the answer are read.
     """
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
@@ -378,7 +379,7 @@ def request(method, url, body=None, headers=None, timeout=15.0, allowlist=NO_ALL
     try:
         connection.request(method, path, body=body, headers=headers or {})
         response = connection.getresponse()
-        content = response.read(MAX_ANSWER_BYTES)
+        content = response.read(max_bytes)
         if not response.isclosed():
             # an answer larger than we read: the connection cannot be reused
             connection.close()

@@ -82,6 +82,42 @@ class WhatsAppApi:
         body, content_type = encode_multipart_formdata(fields)
         return self._reply_id(self._request("POST", self.settings.text_path, body, content_type))
 
+    def download_media(self, media, max_bytes):
+        """The bytes of an inbound message's media (``{"url": ...}``), at most ``max_bytes``.
+
+        The key goes along only to the gateway's own address: a media elsewhere is fetched without it.
+        """
+        url = media.get("url") or ""
+        if not url:
+            raise DeliveryError(self.env._("The gateway sent no address for the media."), "gateway_error")
+        own = url.startswith(self.settings.url + "/")
+        return self._fetch(url, self._headers(None) if own else {}, max_bytes)
+
+    def _fetch(self, url, headers, max_bytes):
+        try:
+            status, content = http_deadline.request(
+                "GET",
+                url,
+                None,
+                headers,
+                min(self.settings.timeout, MAX_TIMEOUT),
+                allowlist=self.settings.allowlist,
+                max_bytes=max_bytes + 1,
+            )
+        except http_deadline.OutboundRefused as error:
+            raise self._refused(error) from error
+        except (OSError, http.client.HTTPException, ValueError) as error:
+            raise DeliveryError(
+                self.env._("The media cannot be downloaded: %s", self._excerpt(str(error) or repr(error))),
+                "gateway_unreachable",
+            ) from error
+        self._raise_for_status(status, content)
+        if len(content) > max_bytes:
+            raise DeliveryError(
+                self.env._("The media is larger than %s MB.", max_bytes // (1024 * 1024)), "gateway_error"
+            )
+        return content
+
     def has_status_endpoint(self):
         """Whether the gateway has a status path of its own, read with the key (Test connection).
 
@@ -287,7 +323,9 @@ class WhatsAppApi:
             return ""
         if not isinstance(reply, dict):
             return ""
-        for candidate in (reply, reply.get("key"), reply.get("message")):
+        messages = reply.get("messages")
+        first = messages[0] if isinstance(messages, list) and messages else None
+        for candidate in (reply, reply.get("key"), reply.get("message"), first):
             if isinstance(candidate, dict):
                 for key in REPLY_ID_KEYS:
                     value = candidate.get(key)
@@ -325,4 +363,61 @@ class WahaApi(WhatsAppApi):
         return self._reply_id(self._post_json("/api/sendFile", payload))
 
 
-TRANSPORTS = {api.preset: api for api in (WhatsAppApi, EvolutionApi, WahaApi)} | {"custom": WhatsAppApi}
+class CloudApi(WhatsAppApi):
+    """Meta's WhatsApp Cloud API: ``Bearer`` token, the phone number id as the instance.
+
+    Free text reaches a customer only within 24 hours of their last message; outside that window
+    Meta takes approved templates only (``send_template``). Documents are uploaded first, then sent
+    by their media id.
+    """
+
+    preset = "cloud"
+
+    def _message(self, number, kind, content):
+        digits = self._recipient(number)[self.settings.number_field]
+        payload = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": digits, "type": kind}
+        return self._reply_id(self._post_json("/{instance}/messages", payload | {kind: content}))
+
+    def send_text(self, number, text):
+        return self._message(number, "text", {"preview_url": False, "body": text})
+
+    def send_template(self, number, name, language, parameters):
+        """Send the approved template ``name`` in ``language`` with its body ``parameters`` (texts)."""
+        content = {"name": name, "language": {"code": language}}
+        if parameters:
+            content["components"] = [
+                {"type": "body", "parameters": [{"type": "text", "text": value} for value in parameters]}
+            ]
+        return self._message(number, "template", content)
+
+    def send_document(self, number, filename, content, caption=""):
+        body, content_type = encode_multipart_formdata(
+            {
+                "messaging_product": "whatsapp",
+                "type": self._mimetype(filename),
+                "file": (filename, content, self._mimetype(filename)),
+            }
+        )
+        media_id = self._parse_reply_id(self._request("POST", "/{instance}/media", body, content_type))
+        if not media_id:
+            raise DeliveryError(self.env._("The WhatsApp Cloud API returned no media id."), "gateway_error")
+        return self._message(number, "document", {"id": media_id, "filename": filename, "caption": caption})
+
+    def download_media(self, media, max_bytes):
+        """A media of the Cloud API is read in two steps: its id gives a short-lived address, which
+        is read with the token."""
+        if not media.get("id"):
+            return super().download_media(media, max_bytes)
+        try:
+            info = json.loads(self._request("GET", "/" + urllib.parse.quote(media["id"], safe=""), None, None))
+        except ValueError as error:
+            raise DeliveryError(
+                self.env._("The WhatsApp Cloud API answered no media address."), "gateway_error"
+            ) from error
+        url = info.get("url") if isinstance(info, dict) else None
+        if not url:
+            raise DeliveryError(self.env._("The WhatsApp Cloud API answered no media address."), "gateway_error")
+        return self._fetch(url, self._headers(None), max_bytes)
+
+
+TRANSPORTS = {api.preset: api for api in (WhatsAppApi, EvolutionApi, WahaApi, CloudApi)} | {"custom": WhatsAppApi}

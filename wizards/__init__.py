@@ -8,3 +8,4 @@ from . import payment_order_promise_wizard
 from . import payment_order_register_payment
 from . import payment_order_payment_cancel
 from . import payment_order_late_fee_preview
+from . import payment_dunning_whatsapp_reply
