@@ -26,6 +26,7 @@ DEFAULT_OPT_OUT_KEYWORDS = "BAJA, STOP, NO MOLESTAR"
 OPT_OUT_PARAM = "payment_dunning.opt_out_keywords"
 DEFAULT_TIME_BUDGET = 60
 REVIEW_ACTIVITY = "payment_dunning.mail_activity_whatsapp_reply"
+PROCESS_CRON = "payment_dunning.cron_whatsapp_event_process"
 
 
 def normalized_words(text):
@@ -178,16 +179,27 @@ class PaymentDunningWhatsappEvent(models.Model):
 
     @api.model
     def _trigger_processing(self):
-        """Wake the processing job, unless a wake-up is already pending (a burst of events asks once)."""
-        cron = self.env.ref("payment_dunning.cron_whatsapp_event_process", raise_if_not_found=False)
-        if not cron:
-            return
+        """Wake the processing job, unless a wake-up is already pending (a burst of events asks once).
+
+        One statement, as ``ir.cron._trigger`` would write it: the webhook runs it for every request.
+        """
+        now = fields.Datetime.now()
         self.env.cr.execute(
-            "SELECT 1 FROM ir_cron_trigger WHERE cron_id = %s AND call_at <= (now() AT TIME ZONE 'UTC') LIMIT 1",
-            (cron.id,),
+            SQL(
+                """
+                INSERT INTO ir_cron_trigger (cron_id, call_at, create_uid, create_date, write_uid, write_date)
+                SELECT c.id, %(now)s, %(uid)s, %(now)s, %(uid)s, %(now)s
+                  FROM ir_model_data d JOIN ir_cron c ON c.id = d.res_id AND c.active
+                 WHERE d.module = 'payment_dunning' AND d.name = %(xmlid)s AND d.model = 'ir.cron'
+                   AND NOT EXISTS (SELECT 1 FROM ir_cron_trigger t WHERE t.cron_id = c.id AND t.call_at <= %(now)s)
+                """,
+                now=now,
+                uid=self.env.uid,
+                xmlid=PROCESS_CRON.split(".")[1],
+            )
         )
-        if not self.env.cr.fetchone():
-            cron.sudo()._trigger()
+        if self.env.cr.rowcount:
+            self.env.cr.postcommit.add(self.env["ir.cron"]._notifydb)
 
     # ------------------------------------------------------------------ processing (the job)
 

@@ -306,9 +306,11 @@ def odoo_command(database, *options):
         odoo_launcher(),
         f"--addons-path={addons_path()}",
         f"--data-dir={os.path.join(DEVENV, 'filestore')}",
+        # -d without --db-filter: Odoo serves this database only and, unlike with a filter, never
+        # lists the server's databases (a new PostgreSQL connection) for requests without a session
+        # such as the gateways' webhooks
         "-d",
         database,
-        f"--db-filter=^{database}$",
         *db_options(),
         *options,
     ]

@@ -125,7 +125,6 @@ def start_nodes(args, logs):
             args.config,
             "-d",
             args.database,
-            f"--db-filter=^{args.database}$",
             f"--http-port={port}",
             "--http-interface=127.0.0.1",
             "--log-level=warn",
