@@ -33,6 +33,13 @@ def parse_args():
     parser = script_arguments(__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=500_000)
     parser.add_argument("--customers", type=int, default=50_000)
+    parser.add_argument(
+        "--weekly-cap",
+        type=int,
+        default=0,
+        help="automatic messages per customer and channel in 7 days (0: none, so that the run messages every "
+        "order the query selects)",
+    )
     return parser.parse_args()
 
 
@@ -142,6 +149,7 @@ def main():
         # the day of the run and CURRENT_DATE of the seeding must agree
         env.company.partner_id.tz = "UTC"
         env["dunning.template"].search([("auto_send", "=", True)]).auto_send = False
+        env["ir.config_parameter"].set_param("payment_dunning.weekly_cap", args.weekly_cap)
         started = clock()
         templates = seed(env, args.orders, args.customers)
         print(f"seeded {args.orders} orders for {args.customers} customers in {clock() - started:.1f}s")
@@ -171,7 +179,7 @@ def main():
         print(f"  ratio run/query: {run_seconds / query_seconds:.2f}x (target <= 3x)")
     print(f"second run the same day queued {again} messages")
     print(f"peak RSS: {rss_first:.0f} MiB after the first run, {peak_mb:.0f} MiB at the end")
-    ok = messaged_orders == first[2] and again == 0
+    ok = (messaged_orders == first[2] or args.weekly_cap) and again == 0
     if not ok:
         print(f"MISMATCH: the run messaged {messaged_orders} orders, the query selects {first[2]}")
     return 0 if ok else 1

@@ -534,8 +534,6 @@ class DunningTemplate(models.Model):
         recipient = (
             SQL("'o' || e.order_id") if self.send_mode == "order" else SQL("'p' || e.partner_id || '-' || e.company_id")
         )
-        notifications = self.env["payment.order.notification"]
-        cap = notifications._weekly_cap()
         return SQL(
             """
             keyed AS (
@@ -551,7 +549,30 @@ class DunningTemplate(models.Model):
                     ON %(all_contacts)s AND cp.partner_id = e.partner_id
                    AND cp.kind = CASE ch.channel WHEN 'email' THEN 'email' ELSE 'mobile' END
                  WHERE %(partners)s
-            ),
+            )%(capped)s
+            """,
+            channels=SQL(", ").join(SQL("(%s)", channel) for channel in self._channels()),
+            template=self.id,
+            recipient=recipient,
+            all_contacts=self._all_contacts(),
+            partners=SQL("e.partner_id = ANY(%s)", partner_ids) if partner_ids is not None else SQL("TRUE"),
+            capped=self._capped_messages_sql(partner_ids),
+        )
+
+    @api.model
+    def _capped_messages_sql(self, partner_ids):
+        """The CTEs ``ranked`` (the messages of ``keyed`` not queued yet, numbered per customer and
+        channel) and ``allowed`` (those within the weekly cap, counting the week's automatic messages)."""
+        cap = self.env["payment.order.notification"]._weekly_cap()
+        if not cap:
+            # no cap: the queue's unique key alone keeps a message from being queued twice
+            return SQL(
+                """,
+                ranked AS (SELECT k.*, 0 AS slot FROM keyed k),
+                allowed AS (SELECT * FROM ranked)"""
+            )
+        return SQL(
+            """,
             ranked AS (
                 SELECT k.*, dense_rank() OVER (PARTITION BY k.partner_id, k.channel ORDER BY k.message_key) AS slot
                   FROM keyed k
@@ -560,21 +581,20 @@ class DunningTemplate(models.Model):
             used AS (
                 SELECT n.partner_id, n.channel, count(DISTINCT %(message)s) AS used
                   FROM payment_order_notification n
-                 WHERE n.partner_id IN (SELECT partner_id FROM ranked) AND n.dedupe_key LIKE %(automatic)s
+                 WHERE %(used_partners)s AND n.dedupe_key LIKE %(automatic)s
                    AND n.state IN ('queued', 'sending', 'sent')
                    AND COALESCE(n.sent_at, n.create_date) > %(since)s
                  GROUP BY n.partner_id, n.channel
             ),
             allowed AS (
                 SELECT r.* FROM ranked r LEFT JOIN used u ON u.partner_id = r.partner_id AND u.channel = r.channel
-                 WHERE %(cap)s = 0 OR COALESCE(u.used, 0) + r.slot <= %(cap)s
-            )
-            """,
-            channels=SQL(", ").join(SQL("(%s)", channel) for channel in self._channels()),
-            template=self.id,
-            recipient=recipient,
-            all_contacts=self._all_contacts(),
-            partners=SQL("e.partner_id = ANY(%s)", partner_ids) if partner_ids is not None else SQL("TRUE"),
+                 WHERE COALESCE(u.used, 0) + r.slot <= %(cap)s
+            )""",
+            # the customers' own rows through their index (a join with a CTE could be planned as a
+            # loop over it per message line)
+            used_partners=SQL("n.partner_id = ANY(%s)", partner_ids)
+            if partner_ids is not None
+            else SQL("n.partner_id IN (SELECT partner_id FROM payment_dunning_eligible)"),
             message=collection.automatic_message_key(SQL("n.dedupe_key")),
             automatic="dunning:%",
             since=fields.Datetime.now() - timedelta(days=7),
