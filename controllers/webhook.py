@@ -34,12 +34,14 @@ class WhatsappWebhook(http.Controller):
         "/payment_dunning/webhook/<int:gateway_id>/<string:secret>",
         type="http",
         auth="public",
-        methods=["POST"],
+        methods=["GET", "POST"],
         csrf=False,
         save_session=False,
     )
     def whatsapp_webhook(self, gateway_id, secret, **kwargs):
         gateway = self._gateway(gateway_id, secret)
+        if request.httprequest.method == "GET":
+            return self._verify_subscription(gateway, secret, kwargs)
         if not gateway:
             return _answer(403, {"error": "forbidden"})
         body = self._read_body()
@@ -60,21 +62,13 @@ class WhatsappWebhook(http.Controller):
             stored = request.env["payment.dunning.whatsapp.event"].sudo()._store(gateway, parser.events(payload))
         return _answer(200, {"stored": stored})
 
-    @http.route(
-        "/payment_dunning/webhook/<int:gateway_id>/<string:secret>",
-        type="http",
-        auth="public",
-        methods=["GET"],
-        csrf=False,
-        save_session=False,
-    )
-    def whatsapp_webhook_verify(self, gateway_id, secret, **kwargs):
+    @staticmethod
+    def _verify_subscription(gateway, secret, params):
         """Meta's subscription check: echo ``hub.challenge`` when ``hub.verify_token`` is the secret."""
-        gateway = self._gateway(gateway_id, secret)
-        token = kwargs.get("hub.verify_token") or ""
-        if not gateway or kwargs.get("hub.mode") != "subscribe" or not hmac.compare_digest(token, secret):
+        token = params.get("hub.verify_token") or ""
+        if not gateway or params.get("hub.mode") != "subscribe" or not hmac.compare_digest(token, secret):
             return Response("forbidden", status=403, content_type="text/plain")
-        return Response(kwargs.get("hub.challenge") or "", status=200, content_type="text/plain")
+        return Response(params.get("hub.challenge") or "", status=200, content_type="text/plain")
 
     @staticmethod
     def _gateway(gateway_id, secret):

@@ -385,14 +385,7 @@ class PaymentDunningWhatsappEvent(models.Model):
         return {normalized_words(keyword) for keyword in (value or "").split(",") if normalized_words(keyword)}
 
     def _post_to(self, partner, attachments):
-        body = self._chatter_body()
-        partner.message_post(
-            body=body,
-            author_id=partner.id,
-            message_type="comment",
-            subtype_xmlid="mail.mt_note",
-            attachment_ids=attachments.ids,
-        )
+        """The message in the customer's chatter and their open orders', written by the customer."""
         orders = (
             self.env["payment.order"]
             .sudo()
@@ -401,8 +394,9 @@ class PaymentDunningWhatsappEvent(models.Model):
                 + ([("company_id", "=", self.company_id.id)] if self.company_id else [])
             )
         )
-        for order in orders:
-            order.message_post(
+        body = self._chatter_body()
+        for record in [partner, *orders]:
+            record.message_post(
                 body=body,
                 author_id=partner.id,
                 message_type="comment",

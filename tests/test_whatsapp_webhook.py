@@ -352,6 +352,15 @@ class TestWebhookRefusals(WebhookCase):
         self.assertEqual(self.post(archived, event).status_code, 403)
         self.assertFalse(self.events.search([]))
 
+    def test_signing_key_decides_for_waha_and_is_required_for_the_cloud_api(self):
+        ack = {"id": "evt_u", "event": "message.ack", "payload": {"id": "true_x", "ack": 3, "ackName": "READ"}}
+        unsigned_waha = self.waha.copy({"name": "WAHA without key"})
+        self.assertFalse(unsigned_waha.sudo().webhook_signing_key)
+        self.assertEqual(self.post(unsigned_waha, ack).status_code, 200, "the secret address alone")
+        self.assertEqual(self.post(self.waha, ack).status_code, 403, "a key set: signed requests only")
+        cloud = self.cloud.copy({"name": "Cloud without app secret"})
+        self.assertEqual(self.post(cloud, {"entry": []}).status_code, 403)
+
     def test_too_large_or_not_json(self):
         self.assertEqual(self.post(self.evolution, None, body=b"x" * (16 * 1024 * 1024 + 1)).status_code, 413)
         self.assertEqual(self.post(self.evolution, None, body=b"not json").status_code, 400)

@@ -94,6 +94,7 @@ class WebhookParser:
 
     preset = "qrapi"
     signature_header = ""
+    signature_required = False
     # Whaticket-style gateways post one message with its acknowledgement number
     DEFAULT_MAPPING = {
         "events": "",
@@ -119,8 +120,9 @@ class WebhookParser:
         self.mapping = dict(self.DEFAULT_MAPPING, **(mapping or {}))
 
     def verify(self, headers, body, signing_key):
-        """Raise ``WebhookRefused`` unless the request is signed with ``signing_key`` (when the preset signs)."""
-        if not self.signature_header:
+        """Raise ``WebhookRefused`` unless the request is signed with ``signing_key``: always for a
+        provider that always signs, once a key is set for one that signs on request."""
+        if not self.signature_header or not (signing_key or self.signature_required):
             return
         if not signing_key:
             raise WebhookRefused("no signing key")
@@ -336,6 +338,7 @@ class CloudWebhook(WebhookParser):
 
     preset = "cloud"
     signature_header = "X-Hub-Signature-256"
+    signature_required = True
     MEDIA_KINDS = ("image", "document", "audio", "video", "sticker")
 
     def _signed(self, headers, body, signing_key):
