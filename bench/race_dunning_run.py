@@ -5,7 +5,9 @@ Seeds committed orders, customers and three automatic templates (as bench_dunnin
 starts two threads with their own database connection behind a barrier, each running
 ``_dunning_run()`` with commits, and checks that every eligible order got its messages, that no
 order received the same template by the same channel twice, that the counts the workers report
-add up to the queue, and that a third run queues nothing. Exits non-zero when the proof fails.
+add up to the queue, and that a third run queues nothing. It runs twice: without a weekly cap
+(every eligible order messaged) and with a cap of 3 (no customer gets more than 3 automatic
+messages by one channel, however the two workers interleave). Exits non-zero when the proof fails.
 
     python3 bench/race_dunning_run.py -c .devenv/odoo.conf -d DB [--orders 40000] [--customers 4000]
 """
@@ -26,16 +28,27 @@ def worker(registry, barrier, results, name):
         results[name] = env["dunning.template"]._dunning_run(commit=True, chunk_size=300)
 
 
-def main():
-    parser = script_arguments(__doc__.splitlines()[0])
-    parser.add_argument("--orders", type=int, default=40_000)
-    parser.add_argument("--customers", type=int, default=4_000)
-    args = parser.parse_args()
-    registry = load_registry(args)
+def over_cap(env, templates, cap):
+    """Customers and channels with more than ``cap`` distinct automatic messages queued."""
+    env.cr.execute(
+        """
+        SELECT count(*) FROM (
+            SELECT partner_id, channel FROM payment_order_notification
+             WHERE template_id = ANY(%s)
+             GROUP BY partner_id, channel
+            HAVING count(DISTINCT array_to_string((string_to_array(dedupe_key, ':'))[1:5], ':')) > %s) AS over
+        """,
+        (templates.ids, cap),
+    )
+    return env.cr.fetchone()[0]
+
+
+def race(registry, args, cap):
     with superuser_env(registry) as env:
         cleanup(env)
         env.company.partner_id.tz = "UTC"
         env["dunning.template"].search([("auto_send", "=", True)]).auto_send = False
+        env["ir.config_parameter"].set_param("payment_dunning.weekly_cap", cap)
         templates = seed(env, args.orders, args.customers)
         _seconds, _pairs, eligible_orders = time_plain_query(env, templates)
         env.cr.commit()
@@ -70,21 +83,33 @@ def main():
                 (templates.ids,),
             )
             messaged_orders = env.cr.fetchone()[0]
+            over = over_cap(env, templates, cap) if cap else 0
             third = env["dunning.template"]._dunning_run(commit=True)
         finally:
             cleanup(env)
     print(
-        f"workers queued {results}; queue holds {in_queue}; orders messaged {messaged_orders} of {eligible_orders} "
-        f"eligible; duplicates {duplicates}; a third run queued {third}"
+        f"weekly cap {cap or 'none'}: workers queued {results}; queue holds {in_queue}; orders messaged "
+        f"{messaged_orders} of {eligible_orders} eligible; duplicates {duplicates}; customers over the cap {over}; "
+        f"a third run queued {third}"
     )
-    ok = (
+    return (
         len(results) == 2
         and sum(results.values()) == in_queue
-        and messaged_orders == eligible_orders
+        and (messaged_orders == eligible_orders if not cap else 0 < messaged_orders <= eligible_orders)
         and duplicates == 0
+        and over == 0
         and third == 0
     )
-    print("race dunning-run:", "OK, every message queued once" if ok else "FAILED")
+
+
+def main():
+    parser = script_arguments(__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=40_000)
+    parser.add_argument("--customers", type=int, default=4_000)
+    args = parser.parse_args()
+    registry = load_registry(args)
+    ok = all([race(registry, args, 0), race(registry, args, 3)])
+    print("race dunning-run:", "OK, every message queued once, none over the cap" if ok else "FAILED")
     return 0 if ok else 1
 
 

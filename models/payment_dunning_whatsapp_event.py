@@ -7,11 +7,12 @@ import time
 import unicodedata
 from datetime import datetime, timedelta, timezone
 
+import psycopg2.errors
 from markupsafe import Markup
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError
-from odoo.tools import SQL
+from odoo.tools import SQL, mute_logger
 
 from ..tools import DeliveryError, collection
 from ..tools.collection import OPEN_STATES
@@ -21,6 +22,8 @@ _logger = logging.getLogger(__name__)
 # a status may arrive before the gateway's answer to our send is committed: it waits this long
 STATUS_WAIT_MINUTES = 10
 STATUS_RETRY_SECONDS = 60
+# an event whose line or customer another worker was writing is taken again after this
+RETRY_DELAY = timedelta(seconds=5)
 MAX_MEDIA_BYTES = 10 * 1024 * 1024
 DEFAULT_OPT_OUT_KEYWORDS = "BAJA, STOP, NO MOLESTAR"
 OPT_OUT_PARAM = "payment_dunning.opt_out_keywords"
@@ -216,8 +219,7 @@ class PaymentDunningWhatsappEvent(models.Model):
             events = self._claim(batch_size)
             if not events:
                 break
-            for event in events:
-                event._process_one()
+            events._process_batch()
             done += len(events)
             collection.commit(self.env.cr)
             if collection.testing():
@@ -246,17 +248,80 @@ class PaymentDunningWhatsappEvent(models.Model):
         self.env.cr.execute(SQL("SELECT count(*) FROM payment_dunning_whatsapp_event WHERE %s", self._due_condition()))
         return self.env.cr.fetchone()[0]
 
+    def _process_batch(self):
+        """Delivered and read statuses in one statement (most of what gateways send), the rest one by one."""
+        progress = self.filtered(lambda event: event.kind == "status" and event.status in ("delivered", "read"))
+        try:
+            with self.env.cr.savepoint(), mute_logger("odoo.sql_db"):
+                progress._apply_progress_in_bulk()
+        except psycopg2.errors.SerializationFailure:
+            # another worker moved one of these lines meanwhile: one at a time, the conflicting ones later
+            progress = progress.browse()
+        for event in self - progress:
+            event._process_one()
+
     def _process_one(self):
         self.ensure_one()
         try:
-            with self.env.cr.savepoint():
+            with self.env.cr.savepoint(), mute_logger("odoo.sql_db"):
                 if self.kind == "status":
                     self._apply_status()
                 else:
                     self._receive_message()
+        except psycopg2.errors.SerializationFailure:
+            # another worker wrote the same line or customer: again in a later batch
+            self.write({"attempts": self.attempts + 1, "next_attempt_at": fields.Datetime.now() + RETRY_DELAY})
         except Exception as error:  # one bad event never blocks the others
             _logger.warning("WhatsApp event %s not processed", self.id, exc_info=True)
             self.write({"state": "error", "error": str(error)[:2000], "attempts": self.attempts + 1})
+
+    def _apply_progress_in_bulk(self):
+        """``_apply_status`` of many "delivered" and "read" events at once: each line takes the
+        furthest status of the batch, only forward; an event whose line is not found yet waits."""
+        if not self:
+            return
+        self.env["payment.order.notification"].flush_model()
+        self.flush_recordset()
+        now = fields.Datetime.now()
+        self.env.cr.execute(
+            SQL(
+                """
+                WITH matched AS (
+                    SELECT e.id AS event_id, n.id AS line_id, e.status,
+                           CASE e.status WHEN 'read' THEN 2 ELSE 1 END AS rank, COALESCE(e.event_at, %(now)s) AS at
+                      FROM payment_dunning_whatsapp_event e
+                      JOIN payment_order_notification n
+                        ON n.provider_message_id = e.provider_message_id AND n.gateway_id = e.gateway_id
+                       AND n.channel = 'whatsapp'
+                     WHERE e.id = ANY(%(ids)s)
+                ),
+                best AS (
+                    SELECT DISTINCT ON (line_id) line_id, status, rank, at FROM matched ORDER BY line_id, rank DESC, at
+                ),
+                moved AS (
+                    UPDATE payment_order_notification n
+                       SET delivery_status = b.status, delivered_at = COALESCE(n.delivered_at, b.at),
+                           read_at = CASE WHEN b.status = 'read' THEN b.at ELSE n.read_at END, write_date = %(now)s
+                      FROM best b
+                     WHERE n.id = b.line_id AND n.state IN ('sent', 'sending')
+                       AND b.rank > CASE n.delivery_status WHEN 'read' THEN 2 WHEN 'delivered' THEN 1 ELSE 0 END
+                    RETURNING n.id
+                )
+                UPDATE payment_dunning_whatsapp_event e
+                   SET state = 'done', notification_id = m.line_id, error = NULL, write_date = %(now)s
+                  FROM matched m
+                 WHERE e.id = m.event_id
+                RETURNING e.id
+                """,
+                ids=self.ids,
+                now=now,
+            )
+        )
+        done = self.browse(row[0] for row in self.env.cr.fetchall())
+        self.env["payment.order.notification"].invalidate_model(["delivery_status", "delivered_at", "read_at"])
+        self.invalidate_recordset(["state", "notification_id", "error"])
+        for event in self - done:
+            event._wait_for_line()
 
     # ------------------------------------------------------------------ delivery status
 

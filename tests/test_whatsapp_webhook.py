@@ -122,6 +122,30 @@ class TestWebhookPresets(WebhookCase):
             "the same status in v1 numbering is the same event",
         )
 
+    def test_statuses_of_one_batch_and_a_status_before_its_line(self):
+        with freeze_time(NOW):
+            first = self.sent_line(self.evolution, "BATCH1")
+            second = self.sent_line(self.evolution, "BATCH2")
+            for key_id, status in (("BATCH1", "READ"), ("BATCH1", "DELIVERY_ACK"), ("BATCH2", "DELIVERY_ACK")):
+                self.post(self.evolution, {"event": "messages.update", "data": {"keyId": key_id, "status": status}})
+            # the gateway's status may come before its answer to our send is recorded
+            self.post(self.evolution, {"event": "messages.update", "data": {"keyId": "LATER", "status": "READ"}})
+            self.assertEqual(self.process(), 4)
+        self.assertEqual((first.delivery_status, second.delivery_status), ("read", "delivered"))
+        self.assertTrue(first.delivered_at)
+        early = self.events.search([("provider_message_id", "=", "LATER")])
+        self.assertEqual(early.state, "new", "it waits for its line")
+        with freeze_time("2026-11-20 15:02:00"):
+            late = self.sent_line(self.evolution, "LATER")
+            self.process()
+        self.assertEqual((early.state, late.delivery_status), ("done", "read"))
+        with freeze_time(NOW):
+            self.post(self.evolution, {"event": "messages.update", "data": {"keyId": "NEVER", "status": "READ"}})
+        never = self.events.search([("provider_message_id", "=", "NEVER")])
+        with freeze_time("2026-11-20 15:11:00"):
+            self.process()
+        self.assertEqual(never.state, "ignored")
+
     @freeze_time(NOW)
     def test_evolution_reply_reaches_the_chatter_with_its_image_and_one_activity(self):
         order = self.create_order(due_date="2026-11-10")
