@@ -43,13 +43,13 @@ def over_cap(env, templates, cap):
     return env.cr.fetchone()[0]
 
 
-def race(registry, args, cap):
+def race(registry, orders, customers, cap):
     with superuser_env(registry) as env:
         cleanup(env)
         env.company.partner_id.tz = "UTC"
         env["dunning.template"].search([("auto_send", "=", True)]).auto_send = False
         env["ir.config_parameter"].set_param("payment_dunning.weekly_cap", cap)
-        templates = seed(env, args.orders, args.customers)
+        templates = seed(env, orders, customers)
         _seconds, _pairs, eligible_orders = time_plain_query(env, templates)
         env.cr.commit()
     barrier = threading.Barrier(2)
@@ -108,7 +108,13 @@ def main():
     parser.add_argument("--customers", type=int, default=4_000)
     args = parser.parse_args()
     registry = load_registry(args)
-    ok = all([race(registry, args, 0), race(registry, args, 3)])
+    # the cap's round is smaller: it proves the interleaving, not the volume (CI's time budget)
+    ok = all(
+        [
+            race(registry, args.orders, args.customers, 0),
+            race(registry, args.orders // 4, args.customers // 4, 3),
+        ]
+    )
     print("race dunning-run:", "OK, every message queued once, none over the cap" if ok else "FAILED")
     return 0 if ok else 1
 
