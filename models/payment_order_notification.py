@@ -878,18 +878,8 @@ class PaymentOrderNotification(models.Model):
             self._commit()
 
     def _write_outcome(self, values):
-        """One UPDATE of this line's own columns, committed (the ORM's write would read it all first)."""
-        self.flush_recordset()
-        self.env.cr.execute(
-            SQL(
-                "UPDATE payment_order_notification SET %s, write_date = %s, write_uid = %s WHERE id = %s",
-                SQL(", ").join(SQL("%s = %s", SQL.identifier(name), value) for name, value in values.items()),
-                fields.Datetime.now(),
-                self.env.uid,
-                self.id,
-            )
-        )
-        self.invalidate_recordset(list(values))
+        """``_write_columns``, committed: the outcome of an attempt is durable before the next one."""
+        self._write_columns(values)
         self._commit()
 
     def _record_delivery(self, status, when):
@@ -914,13 +904,15 @@ class PaymentOrderNotification(models.Model):
         self.order_ids._log_reminder_failed(self)
 
     def _write_columns(self, values):
-        """One UPDATE of this line's own columns, in the caller's transaction."""
+        """One UPDATE of this line's own columns, in the caller's transaction (the ORM's write would
+        read the whole line first)."""
         self.flush_recordset()
         self.env.cr.execute(
             SQL(
-                "UPDATE payment_order_notification SET %s, write_date = %s WHERE id = %s",
+                "UPDATE payment_order_notification SET %s, write_date = %s, write_uid = %s WHERE id = %s",
                 SQL(", ").join(SQL("%s = %s", SQL.identifier(name), value) for name, value in values.items()),
                 fields.Datetime.now(),
+                self.env.uid,
                 self.id,
             )
         )
