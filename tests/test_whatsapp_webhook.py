@@ -402,6 +402,21 @@ class TestWebhookRefusals(WebhookCase):
         event = {"event": "messages.update", "data": {"keyId": "X", "status": "READ"}}
         self.assertEqual(self.post(self.evolution, event, secret=old).status_code, 403)
 
+    def test_reply_by_whatsapp_stays_in_the_users_companies(self):
+        self.create_order(due_date="2026-11-10")
+        wizard = (
+            self.env["payment.dunning.whatsapp.reply"]
+            .with_user(self.user_company_2)
+            .with_context(allowed_company_ids=self.company_2.ids)
+            .create({"partner_id": self.customer.id, "body": "hola"})
+        )
+        with self.assertRaises(UserError):
+            wizard.action_send()
+        self.assertFalse(self.queue.search([("is_reply", "=", True)]), "nothing queued for another company")
+        plain = self.env["payment.dunning.whatsapp.reply"].with_user(self.internal_user)
+        with self.assertRaises(AccessError):
+            plain.create({"partner_id": self.customer.id, "body": "hola"})
+
     def test_users_cannot_write_what_the_gateway_said(self):
         self.post(
             self.evolution,
