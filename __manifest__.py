@@ -57,6 +57,7 @@
         "data/mail_template_data.xml",
         "data/payment_order_payment_method_data.xml",
         "data/mail_activity_type_data.xml",
+        "data/payment_order_totals_data.xml",
         "data/ir_cron_data.xml",
     ],
     "demo": ["demo/payment_dunning_demo.xml"],

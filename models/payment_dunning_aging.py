@@ -1,7 +1,7 @@
-from odoo import fields, models, tools
+from odoo import api, fields, models, tools
 from odoo.tools import SQL
 
-from ..tools import collection
+from ..tools import collection, order_summary
 
 BUCKETS = [
     ("0", "Not yet due"),
@@ -10,6 +10,8 @@ BUCKETS = [
     ("61_90", "61-90 days"),
     ("90_plus", "Over 90 days"),
 ]
+# what the running totals know of each bucket, for _read_group
+SUMMARY_AGGREGATES = {"__count": 0, "order_count:sum": 0, "balance:sum": 1, "days_overdue:max": 2}
 
 
 class PaymentDunningAging(models.Model):
@@ -58,3 +60,36 @@ class PaymentDunningAging(models.Model):
                 collection.open_state_sql("o"),
             )
         )
+
+    @api.model
+    def _read_group(self, domain, groupby=(), aggregates=(), having=(), offset=0, limit=None, order=None):
+        # the report and the dashboard group the whole book by bucket: read the running totals
+        # instead of every open order (tools/order_summary.py)
+        rows = self._read_group_buckets(domain, groupby, aggregates, having, offset, limit, order)
+        if rows is not None:
+            return rows
+        return super()._read_group(domain, groupby, aggregates, having, offset, limit, order)
+
+    @api.model
+    def _read_group_buckets(self, domain, groupby, aggregates, having, offset, limit, order):
+        """The groups by bucket from the running totals, or None when only a search can answer."""
+        if (
+            tuple(groupby) != ("bucket",)
+            or not set(aggregates) <= set(SUMMARY_AGGREGATES)
+            or having
+            or offset
+            or limit
+            or (order or "bucket").lower() not in ("bucket", "bucket asc")
+        ):
+            return None
+        scope = order_summary.scope(self, domain, ("bucket",), "payment_dunning.rule_payment_dunning_aging_company")
+        if scope is None:
+            return None
+        companies, values = scope
+        figures = order_summary.aging(self.env.cr, companies)
+        buckets = values.get("bucket")
+        return [
+            (bucket, *(figures[bucket][SUMMARY_AGGREGATES[aggregate]] for aggregate in aggregates))
+            for bucket, _label in BUCKETS
+            if bucket in figures and (buckets is None or bucket in buckets)
+        ]

@@ -1,5 +1,6 @@
 import logging
 import operator
+import time
 
 from markupsafe import Markup
 
@@ -7,7 +8,7 @@ from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tools import SQL, format_datetime
 
-from ..tools import chatter, collection
+from ..tools import chatter, collection, order_summary
 from ..tools.collection import CLOSED_STATES, OPEN_STATES, company_today
 
 _logger = logging.getLogger(__name__)
@@ -40,6 +41,12 @@ DUE_DATE_TRANSITIONS = {"overdue": {"pending"}}
 REOPEN_KEY = "payment_order_reopen"
 REOPEN_TRANSITIONS = {"paid": {"pending", "overdue"}}
 MANAGER_GROUP = "payment_dunning.group_payment_dunning_manager"
+COMPANY_RULE = "payment_dunning.rule_payment_order_company"
+# the dashboard's "Which rule works" figures, per worker process: (database, company ids, days, window) ->
+# (computed at, rows); reused for the seconds of RULES_CACHE_PARAM
+RULES_CACHE = {}
+RULES_CACHE_PARAM = "payment_dunning.dashboard_rules_cache_seconds"
+RULES_CACHE_SECONDS = 300
 
 
 class PaymentOrder(models.Model):
@@ -1206,6 +1213,20 @@ class PaymentOrder(models.Model):
     # ------------------------------------------------------------------ statistics
 
     @api.model
+    def _install_running_totals(self):
+        """Create (again) the running totals and count every order: on each install and update of the
+        module (data/payment_order_totals_data.xml), once every table they read has its columns."""
+        order_summary.install(self.env.cr)
+
+    @api.model
+    def _cron_compact_totals(self):
+        """Scheduled job: fold the rows the running totals appended into one per key (tools/order_summary.py).
+        A worker whose snapshot predates another's compaction starts again on a fresh one."""
+        cr = self.env.cr
+        collection.retry_serialization(cr, lambda: order_summary.compact(cr))
+        collection.commit(cr)
+
+    @api.model
     def get_panel_data(self, domain=None):
         """What the panel above the orders list shows: totals, and whether the jobs are on."""
         params = self.env["ir.config_parameter"].sudo()
@@ -1249,13 +1270,7 @@ class PaymentOrder(models.Model):
                 ["__count"],
             )
         )
-        due_domain = [
-            ("state", "in", list(OPEN_STATES)),
-            ("due_date", ">=", today),
-            ("due_date", "<=", week_end),
-            *in_companies,
-        ]
-        [(due_count, due_amount)] = self._read_group(due_domain, [], ["__count", "balance:sum"])
+        due_count, due_amount, due_domain = self._open_due_between(in_companies, today, week_end)
         return {
             "totals": self.get_state_totals(in_companies),
             "aging": list(aging.values()),
@@ -1341,27 +1356,15 @@ class PaymentOrder(models.Model):
     def _dashboard_days_to_pay(self, today):
         """Average days from the due date to the payment of the orders paid in the last 90 days (written-off
         ones aside: they were not paid)."""
-        self.flush_model(["state", "paid_date", "due_date", "written_off_amount", "company_id"])
-        self.env.cr.execute(
-            SQL(
-                """
-                SELECT count(*), avg(o.paid_date - o.due_date),
-                       avg(o.paid_date - (o.create_date AT TIME ZONE 'UTC'
-                                          AT TIME ZONE coalesce(c.collection_tz, 'UTC'))::date)
-                  FROM payment_order o
-                  JOIN res_company c ON c.id = o.company_id
-                 WHERE o.state = 'paid' AND o.paid_date >= %s AND o.company_id IN %s
-                   AND coalesce(o.written_off_amount, 0) = 0
-                """,
-                fields.Date.subtract(today, days=90),
-                tuple(self.env.companies.ids),
-            )
+        self.flush_model()
+        self.env["res.company"].flush_model(["collection_tz"])
+        count, after_due, after_creation = order_summary.days_to_pay(
+            self.env.cr, self.env.companies.ids, fields.Date.subtract(today, days=90)
         )
-        count, after_due, after_creation = self.env.cr.fetchone()
         return {
             "count": count,
-            "after_due": round(float(after_due), 1) if after_due is not None else None,
-            "after_creation": round(float(after_creation), 1) if after_creation is not None else None,
+            "after_due": round(after_due, 1) if after_due is not None else None,
+            "after_creation": round(after_creation, 1) if after_creation is not None else None,
         }
 
     @api.model
@@ -1370,6 +1373,68 @@ class PaymentOrder(models.Model):
         its WhatsApp messages read), the orders they reached, and what was paid on those orders within
         ``window`` days after one of its messages (a payment counts once per template; an order reached
         by two templates counts for each)."""
+        rows = self._dashboard_rule_rows(days, window)
+        templates = self.env["dunning.template"].with_context(active_test=False)
+        rules = []
+        for template_id, messages, orders, paid_orders, amount, whatsapp, whatsapp_read in rows:
+            template = templates.browse(template_id).exists() if template_id else templates
+            rules.append(
+                {
+                    "id": template_id or 0,
+                    "name": template.name or self.env._("Deleted rule"),
+                    "automatic": bool(template.auto_send),
+                    "messages": messages,
+                    "orders": orders,
+                    "paid_orders": paid_orders,
+                    "rate": round(100.0 * paid_orders / orders) if orders else 0,
+                    "collected": currency.format(amount),
+                    # of the WhatsApp messages, those the gateway reported read (README, "WhatsApp both ways")
+                    "whatsapp": whatsapp,
+                    "read_rate": round(100.0 * whatsapp_read / whatsapp) if whatsapp else None,
+                }
+            )
+        return {"days": days, "window": window, "rules": rules}
+
+    @api.model
+    def _state_totals_from_summary(self, domain):
+        """get_state_totals' groups from the running totals (tools/order_summary.py), or None when the
+        domain or the user's record rules need a search."""
+        scope = order_summary.scope(self, domain, ("state", "currency_id"), COMPANY_RULE)
+        if scope is None:
+            return None
+        companies, values = scope
+        rows = order_summary.state_totals(self.env.cr, companies, values.get("state"), values.get("currency_id"))
+        currencies = self.env["res.currency"]
+        return [
+            (state, currencies.browse(currency_id), float(amount), int(count))
+            for state, currency_id, count, amount in rows
+        ]
+
+    @api.model
+    def _open_due_between(self, in_companies, start, end):
+        """(orders, balance, domain) of the open orders due from ``start`` to ``end``."""
+        domain = [("state", "in", list(OPEN_STATES)), ("due_date", ">=", start), ("due_date", "<=", end), *in_companies]
+        scope = order_summary.scope(self, in_companies, (), COMPANY_RULE)
+        if scope is not None:
+            return *order_summary.due_between(self.env.cr, scope[0], start, end), domain
+        [(count, balance)] = self._read_group(domain, [], ["__count", "balance:sum"])
+        return count, balance, domain
+
+    @api.model
+    def _dashboard_rule_rows(self, days, window):
+        """The figures of _dashboard_rules, one row per template. They read every message of ``days`` days,
+        too many to read again each time someone opens the dashboard of a big book: a worker reuses them
+        for the seconds of the system parameter payment_dunning.dashboard_rules_cache_seconds (300 by
+        default; 0 reads them each time)."""
+        try:
+            seconds = int(self.env["ir.config_parameter"].sudo().get_param(RULES_CACHE_PARAM, RULES_CACHE_SECONDS))
+        except ValueError:
+            seconds = RULES_CACHE_SECONDS
+        key = (self.env.cr.dbname, tuple(sorted(self.env.companies.ids)), days, window)
+        now = time.time()
+        cached = RULES_CACHE.get(key)
+        if cached and 0 <= now - cached[0] < seconds:
+            return cached[1]
         notifications = self.env["payment.order.notification"]
         notifications.flush_model()
         self.env["payment.order.payment"].flush_model()
@@ -1416,31 +1481,19 @@ class PaymentOrder(models.Model):
                 window=window,
             )
         )
-        templates = self.env["dunning.template"].with_context(active_test=False)
-        rules = []
-        for template_id, messages, orders, paid_orders, amount, whatsapp, whatsapp_read in self.env.cr.fetchall():
-            template = templates.browse(template_id).exists() if template_id else templates
-            rules.append(
-                {
-                    "id": template_id or 0,
-                    "name": template.name or self.env._("Deleted rule"),
-                    "automatic": bool(template.auto_send),
-                    "messages": messages,
-                    "orders": orders,
-                    "paid_orders": paid_orders,
-                    "rate": round(100.0 * paid_orders / orders) if orders else 0,
-                    "collected": currency.format(amount),
-                    # of the WhatsApp messages, those the gateway reported read (README, "WhatsApp both ways")
-                    "whatsapp": whatsapp,
-                    "read_rate": round(100.0 * whatsapp_read / whatsapp) if whatsapp else None,
-                }
-            )
-        return {"days": days, "window": window, "rules": rules}
+        rows = self.env.cr.fetchall()
+        if seconds > 0:
+            if len(RULES_CACHE) > 256:
+                RULES_CACHE.clear()
+            RULES_CACHE[key] = (now, rows)
+        return rows
 
     @api.model
     def get_state_totals(self, domain=None):
         """Totals per state and currency for the panel above the orders list (README, "Payment orders")."""
-        groups = self._read_group(list(domain or []), ["state", "currency_id"], ["amount_total:sum", "__count"])
+        groups = self._state_totals_from_summary(domain or [])
+        if groups is None:
+            groups = self._read_group(list(domain or []), ["state", "currency_id"], ["amount_total:sum", "__count"])
         selection = dict(self._fields["state"]._description_selection(self.env))
         totals = {
             state: {"state": state, "label": label, "count": 0, "amounts": []} for state, label in selection.items()

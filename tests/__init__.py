@@ -28,3 +28,4 @@ from . import test_pay_now
 from . import test_late_fees
 from . import test_email_bounce
 from . import test_whatsapp_webhook
+from . import test_order_totals
