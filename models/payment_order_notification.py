@@ -73,10 +73,17 @@ class _SendRun:
         self.smtp = SmtpSessions(env, env["payment.order.notification"]._smtp_timeout())
         self.unlogged_ids = []  # sent lines whose chatter entries are written by the batch
         self._apis = {}  # gateway id -> transport, its settings read once per call
+        self._documents = {}  # ("receipt", payment id) or ("statement", partner id, company id) -> rendered
 
     @property
     def manual(self):
         return self.ids is not None
+
+    def document(self, key, render):
+        """The PDF of ``key``, rendered once per call: a customer's email and WhatsApp carry the same one."""
+        if key not in self._documents:
+            self._documents[key] = render()
+        return self._documents[key]
 
     def wants_more(self):
         return self.done < self.batch_size and time.monotonic() < self.stop_at
@@ -709,9 +716,10 @@ class PaymentOrderNotification(models.Model):
             "channel": self.channel,
         }
         if payment:
-            message.update(self._payment_receipt())
+            message.update(run.document(("receipt", payment.id), self._payment_receipt))
         elif template.attach_statement and not self.is_reply:
-            message.update(self._account_statement())
+            statement = ("statement", self.partner_id.id, self.company_id.id)
+            message.update(run.document(statement, self._account_statement))
         if self.channel == "email":
             partner = self.partner_id
             recipient = self.fixed_recipient or email_normalize(partner.collection_email or partner.email or "")

@@ -68,6 +68,18 @@ class TestPaymentReceipts(LocalGatewayMixin, PaymentDunningCase):
         self.assertEqual(set(payment.receipt_notification_ids.mapped("state")), {"sent"})
         self.assertEqual(payment.receipt_notification_ids.order_ids, order)
 
+    def test_email_and_whatsapp_carry_one_rendering_of_the_receipt(self):
+        """Rendering a PDF takes about a second: the clerk waits for one, not one per channel."""
+        report_model = type(self.env["ir.actions.report"])
+        with patch.object(
+            report_model, "_render_qweb_pdf", autospec=True, side_effect=report_model._render_qweb_pdf
+        ) as render:
+            payment, _result = self.register(self.create_order(100.0), 40.0)
+        self.assertEqual(render.call_count, 1)
+        self.assertEqual(len(self.sink.messages), 1)
+        self.assertEqual(len(self.gateway.requests), 2, "the text and the receipt document")
+        self.assertEqual(set(payment.receipt_notification_ids.mapped("channel")), {"email", "whatsapp"})
+
     def test_receipt_of_a_full_payment_goes_although_the_order_is_paid(self):
         order = self.create_order(100.0)
         payment, _result = self.register(order, 100.0)

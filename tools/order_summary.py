@@ -64,19 +64,21 @@ SELECT r.company_id, r.paid_date, {sign} * count(*) AS order_count,
 """
 
 
-def _delta(table, rows_sql, keys, measures):
-    """What a statement changed: the new rows' measures minus the old rows', per key, zeros left out."""
-    added = rows_sql.format(sign=1, rows="new_rows")
-    removed = rows_sql.format(sign=-1, rows="old_rows")
+def _fold(table, keys, measures, source):
+    """INSERT into ``table`` the rows of ``source`` summed per key, the keys whose sums are all zero left out."""
     sums = ", ".join(f"sum({measure})" for measure in measures)
     nonzero = " OR ".join(f"sum({measure}) <> 0" for measure in measures)
     return f"""
-        INSERT INTO {table} ({", ".join(keys)}, {", ".join(measures)})
-        SELECT {", ".join(keys)}, {sums}
-          FROM ({added} UNION ALL {removed}) AS delta
-         GROUP BY {", ".join(keys)}
-        HAVING {nonzero};
+        INSERT INTO {table} ({", ".join((*keys, *measures))})
+        SELECT {", ".join(keys)}, {sums} FROM {source} GROUP BY {", ".join(keys)} HAVING {nonzero};
     """
+
+
+def _delta(table, rows_sql, keys, measures):
+    """What a statement changed: the new rows' measures minus the old rows', per key."""
+    added = rows_sql.format(sign=1, rows="new_rows")
+    removed = rows_sql.format(sign=-1, rows="old_rows")
+    return _fold(table, keys, measures, f"({added} UNION ALL {removed}) AS delta")
 
 
 _SUMMARY_KEYS = ("company_id", "currency_id", "state", "due_date")
@@ -141,33 +143,44 @@ CREATE TRIGGER payment_order_paid_summary_timezone AFTER UPDATE OF collection_tz
 def install(cr):
     """Create the tables and triggers (again: the module's update may change them) and count every
     order once. Run while the module is installed or updated."""
-    cr.execute(_TABLES)
+    cr.execute(SQL(_TABLES))
     cr.execute(
-        _FUNCTION.format(
-            insert=_one_sided(1, "new_rows"),
-            delete=_one_sided(-1, "old_rows"),
-            update=_delta(SUMMARY_TABLE, _SUMMARY_ROWS, _SUMMARY_KEYS, _SUMMARY_MEASURES)
-            + _delta(PAID_TABLE, _PAID_ROWS, _PAID_KEYS, _PAID_MEASURES),
+        SQL(
+            _FUNCTION.format(
+                insert=_one_sided(1, "new_rows"),
+                delete=_one_sided(-1, "old_rows"),
+                update=_delta(SUMMARY_TABLE, _SUMMARY_ROWS, _SUMMARY_KEYS, _SUMMARY_MEASURES)
+                + _delta(PAID_TABLE, _PAID_ROWS, _PAID_KEYS, _PAID_MEASURES),
+            )
         )
     )
+    paid_of_company = _PAID_ROWS.format(sign=1, rows="payment_order").replace(
+        "WHERE", "WHERE r.company_id = NEW.id AND", 1
+    )
     cr.execute(
-        _RECOUNT_FUNCTION.format(
-            table=PAID_TABLE,
-            columns=", ".join((*_PAID_KEYS, *_PAID_MEASURES)),
-            rows=_PAID_ROWS.format(sign=1, rows="payment_order").replace("WHERE", "WHERE r.company_id = NEW.id AND", 1),
+        SQL(
+            _RECOUNT_FUNCTION.format(
+                table=PAID_TABLE, columns=", ".join((*_PAID_KEYS, *_PAID_MEASURES)), rows=paid_of_company
+            )
         )
     )
     for name, event in _TRIGGERS.items():
-        cr.execute(f"DROP TRIGGER IF EXISTS {name} ON payment_order")
-        cr.execute(f"CREATE TRIGGER {name} {event} FOR EACH STATEMENT EXECUTE FUNCTION payment_order_summary_delta()")
+        cr.execute(SQL("DROP TRIGGER IF EXISTS %s ON payment_order", SQL.identifier(name)))
+        cr.execute(
+            SQL(
+                f"CREATE TRIGGER %s {event} FOR EACH STATEMENT EXECUTE FUNCTION payment_order_summary_delta()",
+                SQL.identifier(name),
+            )
+        )
     rebuild(cr)
 
 
 def rebuild(cr):
     """Count every order again, orders' writers held off meanwhile (a module update)."""
-    cr.execute(f"LOCK TABLE payment_order, {SUMMARY_TABLE}, {PAID_TABLE} IN EXCLUSIVE MODE")
-    cr.execute(f"DELETE FROM {SUMMARY_TABLE}; DELETE FROM {PAID_TABLE};")
-    cr.execute(_one_sided(1, "payment_order"))
+    tables = SQL.identifier(SUMMARY_TABLE), SQL.identifier(PAID_TABLE)
+    cr.execute(SQL("LOCK TABLE payment_order, %s, %s IN EXCLUSIVE MODE", *tables))
+    cr.execute(SQL("DELETE FROM %s; DELETE FROM %s;", *tables))
+    cr.execute(SQL(_one_sided(1, "payment_order")))
 
 
 def compact(cr):
@@ -180,16 +193,8 @@ def compact(cr):
         (SUMMARY_TABLE, _SUMMARY_KEYS, _SUMMARY_MEASURES),
         (PAID_TABLE, _PAID_KEYS, _PAID_MEASURES),
     ):
-        columns = ", ".join((*keys, *measures))
-        sums = ", ".join(f"sum({measure})" for measure in measures)
-        nonzero = " OR ".join(f"sum({measure}) <> 0" for measure in measures)
-        cr.execute(
-            f"""
-            WITH gone AS (DELETE FROM {table} RETURNING {columns})
-            INSERT INTO {table} ({columns})
-            SELECT {", ".join(keys)}, {sums} FROM gone GROUP BY {", ".join(keys)} HAVING {nonzero}
-            """
-        )
+        gone = f"(DELETE FROM {table} RETURNING {', '.join((*keys, *measures))})"
+        cr.execute(SQL(f"WITH gone AS {gone} {_fold(table, keys, measures, 'gone')}"))
     return True
 
 

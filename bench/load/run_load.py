@@ -35,6 +35,8 @@ import urllib.request
 
 import psycopg2.errors
 
+from odoo.tools import mute_logger
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
@@ -268,7 +270,8 @@ def switch_off_jobs(env):
     running = []
     for cron_id in cron_ids(env):
         try:
-            with env.cr.savepoint():
+            # the lock timeout is expected (the job is running): not an error of the run
+            with env.cr.savepoint(), mute_logger("odoo.sql_db"):
                 env.cr.execute("SET LOCAL lock_timeout = '500ms'")
                 env.cr.execute("UPDATE ir_cron SET active = false WHERE id = %s AND active", [cron_id])
         except (psycopg2.errors.LockNotAvailable, psycopg2.errors.SerializationFailure):
