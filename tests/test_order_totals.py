@@ -26,7 +26,9 @@ class TestOrderTotals(PaymentDunningCase):
             | self.create_order(250.0, due_date=late)
             | self.create_order(75.5, due_date=self.today - timedelta(days=100))
             | self.create_order(60.0, due_date=self.today - timedelta(days=10), partner=self.customer_2)
-            | self.create_order(999.0, company=self.company_2, partner=self.customer_2)
+            | self.create_order(
+                999.0, due_date=self.today - timedelta(days=20), company=self.company_2, partner=self.customer_2
+            )
         )
 
     def grouped_orders(self):
@@ -47,17 +49,23 @@ class TestOrderTotals(PaymentDunningCase):
         return {row[:3]: (row[3], float(row[4]), float(row[5])) for row in self.env.cr.fetchall()}
 
     def searched_state_totals(self, orders_model, domain):
-        """What get_state_totals says when it searches instead (the fallback of other domains)."""
+        """What get_state_totals says when it searches instead (the fallback of other domains), as
+        panel() reads the panel: ({state: orders}, {(state, currency id): amount})."""
         groups = orders_model._read_group(domain, ["state", "currency_id"], ["amount_total:sum", "__count"])
-        return {(state, currency.id): (count, amount) for state, currency, amount, count in groups if count}
+        counts, amounts = {}, {}
+        for state, currency, amount, count in groups:
+            counts[state] = counts.get(state, 0) + count
+            amounts[state, currency.id] = amount
+        return counts, amounts
 
     def panel(self, orders_model, domain):
-        return {
-            (total["state"], amount["currency_id"]): (total["count"], amount["amount"])
-            for total in orders_model.get_panel_data(domain)["totals"]
-            for amount in total["amounts"]
-            if total["count"]
+        """The panel above the orders list: ({state: orders}, {(state, currency id): amount})."""
+        totals = [total for total in orders_model.get_panel_data(domain)["totals"] if total["count"]]
+        counts = {total["state"]: total["count"] for total in totals}
+        amounts = {
+            (total["state"], amount["currency_id"]): amount["amount"] for total in totals for amount in total["amounts"]
         }
+        return counts, amounts
 
     def test_totals_follow_every_change_of_the_orders(self):
         first, second, dollars, other_customer, _elsewhere = self.orders
@@ -87,7 +95,8 @@ class TestOrderTotals(PaymentDunningCase):
     def test_panel_totals_are_the_searched_ones_for_each_user(self):
         open_states = [("state", "in", ["pending", "overdue"])]
         self.orders[1]._register_payment(250.0, self.today)
-        for user, company in ((self.user, self.company), (self.user_company_2, self.company_2)):
+        both = self.company | self.company_2
+        for user, company in ((self.user, self.company), (self.user_company_2, self.company_2), (self.manager, both)):
             orders = self.env["payment.order"].with_user(user).with_context(allowed_company_ids=company.ids)
             for domain in (
                 [],
@@ -98,14 +107,15 @@ class TestOrderTotals(PaymentDunningCase):
                 with self.subTest(user=user.login, domain=domain):
                     self.assertEqual(self.panel(orders, domain), self.searched_state_totals(orders, domain))
         orders = self.env["payment.order"].with_user(self.user).with_context(allowed_company_ids=self.company.ids)
-        self.assertEqual(self.panel(orders, []).get(("paid", self.company.currency_id.id)), (1, 250.0))
-        self.assertNotIn(999.0, [amount for _count, amount in self.panel(orders, []).values()], "not another company's")
+        counts, amounts = self.panel(orders, [])
+        self.assertEqual((counts["paid"], amounts["paid", self.company.currency_id.id]), (1, 250.0))
+        self.assertNotIn(999.0, amounts.values(), "not another company's")
 
     def test_a_domain_the_totals_do_not_keep_is_searched(self):
         orders = self.env["payment.order"].with_user(self.user)
         domain = [("partner_id", "=", self.customer_2.id)]
         self.assertIsNone(order_summary.scope(orders, domain, ("state",), "payment_dunning.rule_payment_order_company"))
-        self.assertEqual(self.panel(orders, domain), {("pending", self.company.currency_id.id): (1, 60.0)})
+        self.assertEqual(self.panel(orders, domain), ({"pending": 1}, {("pending", self.company.currency_id.id): 60.0}))
 
     def test_a_user_with_another_record_rule_gets_the_totals_of_what_they_may_read(self):
         group = self.env["res.groups"].create({"name": "Collections: one customer only"})
@@ -119,7 +129,7 @@ class TestOrderTotals(PaymentDunningCase):
         )
         self.user.groups_id = [(4, group.id)]
         orders = self.env["payment.order"].with_user(self.user).with_context(allowed_company_ids=self.company.ids)
-        self.assertEqual(self.panel(orders, []), {("pending", self.company.currency_id.id): (1, 60.0)})
+        self.assertEqual(self.panel(orders, []), ({"pending": 1}, {("pending", self.company.currency_id.id): 60.0}))
 
     def test_only_collections_users_read_the_totals(self):
         outsider = self.env["res.users"].create(
@@ -149,6 +159,15 @@ class TestOrderTotals(PaymentDunningCase):
         )
         only = aging._read_group([("bucket", "in", ["31_60", "90_plus"])], ["bucket"], ["__count"])
         self.assertEqual(only, [("31_60", 1), ("90_plus", 1)])
+        other = self.env["payment.dunning.aging"].with_user(self.user_company_2)
+        other = other.with_context(allowed_company_ids=self.company_2.ids)
+        self.assertEqual(other._read_group([], ["bucket"], ["__count", "balance:sum"]), [("1_30", 1, 999.0)])
+        mixed = aging.with_context(allowed_company_ids=self.company.ids)
+        self.assertEqual(
+            mixed._read_group([("company_id", "=", self.company_2.id)], ["bucket"], ["__count"]),
+            [],
+            "asking for another company's orders gives none of them",
+        )
 
     def test_dashboard_days_to_pay_and_due_this_week(self):
         first, second, *_rest = self.orders
