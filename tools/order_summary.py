@@ -87,16 +87,11 @@ _PAID_KEYS = ("company_id", "paid_date")
 _PAID_MEASURES = ("order_count", "days_after_due", "days_after_creation")
 
 
-def _statement(table, rows_sql, keys, measures, sign, rows):
-    columns = ", ".join((*keys, *measures))
-    return f"INSERT INTO {table} ({columns}) {rows_sql.format(sign=sign, rows=rows)};"
-
-
 def _one_sided(sign, rows):
-    """An INSERT (new rows counted in) or a DELETE (old rows counted out)."""
-    return _statement(SUMMARY_TABLE, _SUMMARY_ROWS, _SUMMARY_KEYS, _SUMMARY_MEASURES, sign, rows) + _statement(
-        PAID_TABLE, _PAID_ROWS, _PAID_KEYS, _PAID_MEASURES, sign, rows
-    )
+    """An INSERT (``rows`` counted in, ``sign`` 1) or a DELETE (counted out, -1), in both tables."""
+    return _fold(
+        SUMMARY_TABLE, _SUMMARY_KEYS, _SUMMARY_MEASURES, f"({_SUMMARY_ROWS.format(sign=sign, rows=rows)}) AS side"
+    ) + _fold(PAID_TABLE, _PAID_KEYS, _PAID_MEASURES, f"({_PAID_ROWS.format(sign=sign, rows=rows)}) AS side")
 
 
 _FUNCTION = """
@@ -129,7 +124,7 @@ CREATE OR REPLACE FUNCTION payment_order_paid_summary_recount() RETURNS trigger 
 BEGIN
     LOCK TABLE payment_order IN SHARE MODE;
     DELETE FROM {table} WHERE company_id = NEW.id;
-    INSERT INTO {table} ({columns}) {rows};
+    {recount}
     RETURN NULL;
 END
 $body$;
@@ -157,13 +152,8 @@ def install(cr):
     paid_of_company = _PAID_ROWS.format(sign=1, rows="payment_order").replace(
         "WHERE", "WHERE r.company_id = NEW.id AND", 1
     )
-    cr.execute(
-        SQL(
-            _RECOUNT_FUNCTION.format(
-                table=PAID_TABLE, columns=", ".join((*_PAID_KEYS, *_PAID_MEASURES)), rows=paid_of_company
-            )
-        )
-    )
+    recount = _fold(PAID_TABLE, _PAID_KEYS, _PAID_MEASURES, f"({paid_of_company}) AS paid")
+    cr.execute(SQL(_RECOUNT_FUNCTION.format(table=PAID_TABLE, recount=recount)))
     for name, event in _TRIGGERS.items():
         cr.execute(SQL("DROP TRIGGER IF EXISTS %s ON payment_order", SQL.identifier(name)))
         cr.execute(
