@@ -8,7 +8,7 @@ the compaction job, and a reader that, in each of its snapshots, compares the to
 over the orders (what the panel, the dashboard and the aging report would show). Exits non-zero
 when one comparison differs or a worker failed.
 
-    python3 bench/race_order_totals.py -c .devenv/odoo.conf -d DB [--orders 20000] [--seconds 15]
+    python3 bench/race_order_totals.py -c .devenv/odoo.conf -d DB [--orders 10000] [--seconds 10]
 """
 
 import os
@@ -99,8 +99,8 @@ def reader(registry, deadline, stats, errors):
 
 def main():
     parser = script_arguments(__doc__.splitlines()[0])
-    parser.add_argument("--orders", type=int, default=20_000)
-    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--orders", type=int, default=10_000)
+    parser.add_argument("--seconds", type=float, default=10)
     args = parser.parse_args()
     registry = load_registry(args)
     with superuser_env(registry) as env:
