@@ -585,22 +585,8 @@ class PaymentOrder(models.Model):
     @api.model
     def _reference_sequence(self, company):
         """Each company numbers its own orders; its sequence is made on its first order."""
-        sequences = self.env["ir.sequence"].sudo()
-        domain = [("code", "=", "payment.order"), ("company_id", "=", company.id)]
-        sequence = sequences.search(domain, limit=1)
-        if not sequence:
-            # two first orders at once must not make two sequences that both start at 1
-            self.env.cr.execute(SQL("SELECT id FROM res_company WHERE id = %s FOR NO KEY UPDATE", company.id))
-            sequence = sequences.search(domain, limit=1) or sequences.create(
-                {
-                    "name": self.env._("Payment orders of %s", company.name),
-                    "code": "payment.order",
-                    "company_id": company.id,
-                    "prefix": "OP/%(year)s/",
-                    "padding": 5,
-                }
-            )
-        return sequence
+        name = self.env._("Payment orders of %s", company.name)
+        return collection.company_sequence(self.env, company, "payment.order", name, "OP/%(year)s/")
 
     def write(self, vals):
         self._check_immutable(vals)

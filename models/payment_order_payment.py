@@ -1,7 +1,7 @@
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError
-from odoo.tools import SQL
 
+from ..tools import collection
 from ..tools.collection import OPEN_STATES
 
 MANAGER_GROUP = "payment_dunning.group_payment_dunning_manager"
@@ -81,22 +81,8 @@ class PaymentOrderPayment(models.Model):
 
     def _receipt_sequence(self, company):
         """Each company numbers its own receipts; its sequence is made with its first payment."""
-        sequences = self.env["ir.sequence"].sudo()
-        domain = [("code", "=", "payment.order.payment"), ("company_id", "=", company.id)]
-        sequence = sequences.search(domain, limit=1)
-        if not sequence:
-            # two first payments at once must not make two sequences that both start at 1
-            self.env.cr.execute(SQL("SELECT id FROM res_company WHERE id = %s FOR NO KEY UPDATE", company.id))
-            sequence = sequences.search(domain, limit=1) or sequences.create(
-                {
-                    "name": self.env._("Payment receipts of %s", company.name),
-                    "code": "payment.order.payment",
-                    "company_id": company.id,
-                    "prefix": "REC/%(year)s/",
-                    "padding": 5,
-                }
-            )
-        return sequence
+        name = self.env._("Payment receipts of %s", company.name)
+        return collection.company_sequence(self.env, company, "payment.order.payment", name, "REC/%(year)s/")
 
     def write(self, vals):
         if FROZEN_FIELDS & set(vals) and self.env.context.get(CANCEL_KEY) is not CANCEL_SENTINEL:

@@ -63,6 +63,26 @@ def company_days_values(days):
     return SQL(", ").join(SQL("(%s, %s::date)", company_id, day) for company_id, day in days.items())
 
 
+def company_sequence(env, company, code, name, prefix):
+    """The ``ir.sequence`` of ``code`` of the company, made with the company's first record.
+
+    Two first records at once must not make two sequences that both start at 1. Locking the
+    company's row is not enough: the second would then search in its snapshot, taken before the
+    first committed, and miss its sequence. Writing the row makes the second fail to serialize
+    instead, and Odoo replays its request (a job retries), on a snapshot that has the sequence.
+    """
+    sequences = env["ir.sequence"].sudo()
+    domain = [("code", "=", code), ("company_id", "=", company.id)]
+    sequence = sequences.search(domain, limit=1)
+    if not sequence:
+        with mute_logger("odoo.sql_db"):  # the second's failure is expected, and replayed
+            env.cr.execute(SQL("UPDATE res_company SET write_date = write_date WHERE id = %s", company.id))
+        sequence = sequences.search(domain, limit=1) or sequences.create(
+            {"name": name, "code": code, "company_id": company.id, "prefix": prefix, "padding": 5}
+        )
+    return sequence
+
+
 def open_state_sql(alias="o"):
     """The SQL condition "the order is open", for an order table aliased ``alias``."""
     return SQL("%s.state IN %s", SQL.identifier(alias), OPEN_STATES)
